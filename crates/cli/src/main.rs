@@ -1,0 +1,120 @@
+//! `consentry`: the command-line face engine (detect, embed, compare, eval).
+//!
+//! Every command prints JSON with `--json`. Errors carry a stable code from
+//! `consentry_types::ErrorCode`; single-image commands exit with the code's status
+//! (2 bad input, 3 face quality, 4 setup, 70 internal), batch commands report errors per line.
+#![forbid(unsafe_code)]
+
+mod face_cmds;
+mod plot;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Args, Parser, Subcommand};
+use consentry_face::{runtime::Assets, EngineConfig, FaceEngine, FaceError};
+use consentry_types::{ErrorBody, ErrorCode, HasErrorCode};
+
+#[derive(Parser)]
+#[command(name = "consentry", version, about = "Consent-first face verification")]
+struct Cli {
+    #[command(flatten)]
+    engine: EngineArgs,
+    #[command(subcommand)]
+    command: Command,
+}
+
+/// Engine options shared by every command.
+#[derive(Args, Clone)]
+pub struct EngineArgs {
+    /// Directory with the runtime library and models (default: $CONSENTRY_ASSETS or
+    /// ~/.cache/consentry/assets, filled by `python3 setup/fetch.py`).
+    #[arg(long, global = true)]
+    assets: Option<PathBuf>,
+    /// ONNX Runtime threads per image.
+    #[arg(long, global = true, default_value_t = 1)]
+    threads: usize,
+    /// Turn off flip test-time augmentation (faster, slightly less accurate).
+    #[arg(long, global = true)]
+    no_flip: bool,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Find faces: boxes, five landmarks and scores.
+    Detect(face_cmds::DetectArgs),
+    /// Print the embedding of the largest face of each image (one line per image).
+    Embed(face_cmds::EmbedArgs),
+    /// Compare two photos, or every pair listed in a file.
+    Compare(face_cmds::CompareArgs),
+    /// Measure verification accuracy on an LFW-format pairs file.
+    Eval(face_cmds::EvalArgs),
+}
+
+impl EngineArgs {
+    fn load(&self) -> Result<FaceEngine, FaceError> {
+        let mut config = EngineConfig::default();
+        if let Some(dir) = &self.assets {
+            config.assets = Assets { dir: dir.clone() };
+        }
+        config.threads = self.threads.max(1);
+        config.flip = !self.no_flip;
+        FaceEngine::load(&config)
+    }
+}
+
+/// A failure that ends a command: printed as JSON or text, exits with the code's status.
+pub struct Failure {
+    /// The stable code.
+    pub code: ErrorCode,
+    /// What went wrong.
+    pub message: String,
+}
+
+impl Failure {
+    fn report(&self, json: bool) -> ExitCode {
+        if json {
+            let body = ErrorBody {
+                code: self.code,
+                message: self.message.clone(),
+            };
+            println!("{}", serde_json::json!({ "error": body }));
+        } else {
+            eprintln!("error [{}]: {}", self.code, self.message);
+        }
+        ExitCode::from(u8::try_from(self.code.exit_code()).unwrap_or(1))
+    }
+}
+
+impl From<FaceError> for Failure {
+    fn from(e: FaceError) -> Self {
+        Failure {
+            code: e.code(),
+            message: e.to_string(),
+        }
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let json = match &cli.command {
+        Command::Detect(a) => a.json,
+        Command::Embed(a) => a.json,
+        Command::Compare(a) => a.json,
+        Command::Eval(a) => a.json,
+    };
+    let result = cli
+        .engine
+        .load()
+        .map_err(Failure::from)
+        .and_then(|engine| match &cli.command {
+            Command::Detect(a) => face_cmds::detect(&engine, a),
+            Command::Embed(a) => face_cmds::embed(&engine, a),
+            Command::Compare(a) => face_cmds::compare(&engine, a),
+            Command::Eval(a) => face_cmds::eval(&engine, a),
+        });
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(f) => f.report(json),
+    }
+}

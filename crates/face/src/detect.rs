@@ -1,0 +1,283 @@
+//! YuNet face detection at the image's own size.
+//!
+//! The image is scaled so its longer side is at most [`DetectorConfig::max_side`] (never
+//! enlarged), padded right and bottom to a multiple of 32 (the prepared YuNet graph takes any
+//! such size), and converted to the model's BGR 0..255 planar input. Boxes and landmarks are
+//! decoded per stride (8, 16, 32), filtered by score, suppressed by IoU, and mapped back to the
+//! original image's coordinates by the one scale factor, so any size and aspect works.
+
+use image::RgbImage;
+use ort::value::TensorRef;
+use serde::{Deserialize, Serialize};
+
+use crate::runtime::{Assets, SessionPool};
+use crate::FaceError;
+
+/// Asset path of the prepared detector.
+pub const DETECTOR_MODEL: &str = "models/yunet_2023mar_dynamic.onnx";
+
+/// One detected face, in pixel coordinates of the original image.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Detection {
+    /// `[x, y, w, h]` of the face box.
+    #[serde(rename = "box")]
+    pub bbox: [f32; 4],
+    /// Left eye, right eye, nose tip, left and right mouth corners (`[x, y]` each), as seen in
+    /// the image (the subject's right eye is the image's left eye).
+    pub landmarks: [[f32; 2]; 5],
+    /// Detector confidence in 0..1.
+    pub score: f32,
+}
+
+impl Detection {
+    /// Distance between the two eye landmarks in pixels.
+    pub fn eye_distance(&self) -> f32 {
+        let [l, r] = [self.landmarks[0], self.landmarks[1]];
+        ((l[0] - r[0]).powi(2) + (l[1] - r[1]).powi(2)).sqrt()
+    }
+
+    /// Box area in square pixels.
+    pub fn area(&self) -> f32 {
+        self.bbox[2].max(0.0) * self.bbox[3].max(0.0)
+    }
+}
+
+/// Detector settings.
+#[derive(Clone, Copy, Debug)]
+pub struct DetectorConfig {
+    /// Longest side the image is scaled down to before detection (rounded up to 32).
+    pub max_side: u32,
+    /// Minimum score for a face to be reported.
+    pub score_threshold: f32,
+    /// IoU above which the weaker of two boxes is suppressed.
+    pub nms_iou: f32,
+}
+
+impl Default for DetectorConfig {
+    fn default() -> Self {
+        DetectorConfig {
+            max_side: 640,
+            score_threshold: 0.6,
+            nms_iou: 0.3,
+        }
+    }
+}
+
+/// The YuNet detector.
+#[derive(Debug)]
+pub struct Detector {
+    pool: SessionPool,
+    config: DetectorConfig,
+}
+
+const STRIDES: [usize; 3] = [8, 16, 32];
+
+impl Detector {
+    /// Loads the prepared YuNet model.
+    pub fn load(
+        assets: &Assets,
+        threads: usize,
+        config: DetectorConfig,
+    ) -> Result<Self, FaceError> {
+        Ok(Detector {
+            pool: SessionPool::new(assets, DETECTOR_MODEL, threads)?,
+            config,
+        })
+    }
+
+    /// The settings in force.
+    pub fn config(&self) -> &DetectorConfig {
+        &self.config
+    }
+
+    /// All faces above the score threshold, highest score first.
+    pub fn detect(&self, img: &RgbImage) -> Result<Vec<Detection>, FaceError> {
+        let input = prepare_input(img, self.config.max_side);
+        let (w, h) = (input.width, input.height);
+        let mut raw = self.pool.with(|session| {
+            let tensor = TensorRef::from_array_view(([1usize, 3, h, w], &input.data[..]))?;
+            let outputs = session.run(ort::inputs!["input" => tensor])?;
+            let mut found = Vec::new();
+            for stride in STRIDES {
+                let get = |name: &str| -> Result<&[f32], FaceError> {
+                    let key = format!("{name}_{stride}");
+                    let value = outputs.get(&key).ok_or_else(|| {
+                        FaceError::Inference(format!("detector output {key} missing"))
+                    })?;
+                    Ok(value.try_extract_tensor::<f32>()?.1)
+                };
+                decode_stride(
+                    stride,
+                    w / stride,
+                    h / stride,
+                    [get("cls")?, get("obj")?, get("bbox")?, get("kps")?],
+                    self.config.score_threshold,
+                    &mut found,
+                )?;
+            }
+            Ok(found)
+        })?;
+        let mut kept = nms(&mut raw, self.config.nms_iou);
+        let inv = 1.0 / input.scale;
+        for d in &mut kept {
+            d.bbox.iter_mut().for_each(|v| *v *= inv);
+            d.landmarks.iter_mut().flatten().for_each(|v| *v *= inv);
+        }
+        Ok(kept)
+    }
+}
+
+/// The detector's input: planar BGR floats, padded to multiples of 32.
+struct DetectorInput {
+    data: Vec<f32>,
+    width: usize,
+    height: usize,
+    /// Factor from original to detector coordinates.
+    scale: f32,
+}
+
+fn prepare_input(img: &RgbImage, max_side: u32) -> DetectorInput {
+    let (w0, h0) = img.dimensions();
+    let longest = w0.max(h0).max(1);
+    let scale = (max_side as f32 / longest as f32).min(1.0);
+    let resized;
+    let src = if scale < 1.0 {
+        let tw = ((w0 as f32 * scale).round() as u32).max(1);
+        let th = ((h0 as f32 * scale).round() as u32).max(1);
+        resized = image::imageops::resize(img, tw, th, image::imageops::FilterType::Triangle);
+        &resized
+    } else {
+        img
+    };
+    let (sw, sh) = (src.width() as usize, src.height() as usize);
+    let width = sw.div_ceil(32) * 32;
+    let height = sh.div_ceil(32) * 32;
+    let plane = width * height;
+    let mut data = vec![0f32; 3 * plane];
+    let raw = src.as_raw();
+    for y in 0..sh {
+        let row = &raw[y * sw * 3..(y + 1) * sw * 3];
+        let base = y * width;
+        for (x, px) in row.chunks_exact(3).enumerate() {
+            // BGR order, 0..255, no normalisation (YuNet's convention).
+            data[base + x] = f32::from(px[2]);
+            data[plane + base + x] = f32::from(px[1]);
+            data[2 * plane + base + x] = f32::from(px[0]);
+        }
+    }
+    // The effective scale per axis differs from `scale` by rounding; use the horizontal one
+    // (the difference is below half a pixel of the detector's input).
+    let eff = sw as f32 / w0.max(1) as f32;
+    DetectorInput {
+        data,
+        width,
+        height,
+        scale: eff,
+    }
+}
+
+fn decode_stride(
+    stride: usize,
+    cols: usize,
+    rows: usize,
+    [cls, obj, bbox, kps]: [&[f32]; 4],
+    threshold: f32,
+    out: &mut Vec<Detection>,
+) -> Result<(), FaceError> {
+    let n = cols * rows;
+    if cls.len() < n || obj.len() < n || bbox.len() < 4 * n || kps.len() < 10 * n {
+        return Err(FaceError::Inference(format!(
+            "detector output for stride {stride} too short"
+        )));
+    }
+    let s = stride as f32;
+    for i in 0..n {
+        let score = (cls[i].clamp(0.0, 1.0) * obj[i].clamp(0.0, 1.0)).sqrt();
+        if score < threshold {
+            continue;
+        }
+        let (c, r) = ((i % cols) as f32, (i / cols) as f32);
+        let b = &bbox[4 * i..4 * i + 4];
+        let cx = (c + b[0]) * s;
+        let cy = (r + b[1]) * s;
+        let w = b[2].exp() * s;
+        let h = b[3].exp() * s;
+        let k = &kps[10 * i..10 * i + 10];
+        let mut landmarks = [[0f32; 2]; 5];
+        for (j, lm) in landmarks.iter_mut().enumerate() {
+            *lm = [(c + k[2 * j]) * s, (r + k[2 * j + 1]) * s];
+        }
+        out.push(Detection {
+            bbox: [cx - w / 2.0, cy - h / 2.0, w, h],
+            landmarks,
+            score,
+        });
+    }
+    Ok(())
+}
+
+fn iou(a: &[f32; 4], b: &[f32; 4]) -> f32 {
+    let x1 = a[0].max(b[0]);
+    let y1 = a[1].max(b[1]);
+    let x2 = (a[0] + a[2]).min(b[0] + b[2]);
+    let y2 = (a[1] + a[3]).min(b[1] + b[3]);
+    let inter = (x2 - x1).max(0.0) * (y2 - y1).max(0.0);
+    let union = a[2] * a[3] + b[2] * b[3] - inter;
+    if union <= 0.0 {
+        0.0
+    } else {
+        inter / union
+    }
+}
+
+fn nms(dets: &mut [Detection], threshold: f32) -> Vec<Detection> {
+    dets.sort_by(|a, b| b.score.total_cmp(&a.score));
+    let mut kept: Vec<Detection> = Vec::new();
+    for d in dets.iter() {
+        if kept.iter().all(|k| iou(&k.bbox, &d.bbox) <= threshold) {
+            kept.push(d.clone());
+        }
+    }
+    kept
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn input_is_padded_to_32_and_never_enlarged() {
+        let img = RgbImage::from_pixel(250, 250, image::Rgb([10, 20, 30]));
+        let input = prepare_input(&img, 640);
+        assert_eq!((input.width, input.height), (256, 256));
+        assert_eq!(input.scale, 1.0);
+        // BGR planes: blue first.
+        assert_eq!(input.data[0], 30.0);
+        assert_eq!(input.data[256 * 256], 20.0);
+        assert_eq!(input.data[2 * 256 * 256], 10.0);
+        // Padding is zero.
+        assert_eq!(input.data[255], 0.0);
+    }
+
+    #[test]
+    fn large_images_are_scaled_to_max_side() {
+        let img = RgbImage::new(1280, 720);
+        let input = prepare_input(&img, 640);
+        assert_eq!((input.width, input.height), (640, 384));
+        assert!((input.scale - 0.5).abs() < 1e-6);
+    }
+
+    #[test]
+    fn nms_keeps_the_best_of_overlapping_boxes() {
+        let d = |x: f32, score: f32| Detection {
+            bbox: [x, 0.0, 10.0, 10.0],
+            landmarks: [[0.0; 2]; 5],
+            score,
+        };
+        let mut v = vec![d(0.0, 0.7), d(1.0, 0.9), d(50.0, 0.8)];
+        let kept = nms(&mut v, 0.3);
+        assert_eq!(kept.len(), 2);
+        assert_eq!(kept[0].score, 0.9);
+        assert_eq!(kept[1].bbox[0], 50.0);
+    }
+}

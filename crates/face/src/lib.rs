@@ -1,0 +1,31 @@
+//! Consentry's face engine: YuNet detection → 5-point similarity alignment to 112×112 → SFace
+//! embedding → cosine score, plus the enrolment quality gate.
+//!
+//! - [`decode`] turns untrusted bytes into an RGB image under size and pixel limits.
+//! - [`detect::Detector`] finds faces and landmarks at the image's own size.
+//! - [`align`] fits the landmarks to the ArcFace template and warps the crop.
+//! - [`embed::Embedder`] turns a crop into a unit-length [`Embedding`].
+//! - [`quality`] decides whether a face is good enough to enrol.
+//! - [`FaceEngine`] ties them together; [`eval`] measures accuracy on labelled pairs.
+//! - [`runtime`] locates the pinned ONNX Runtime library and models and owns the one ORT
+//!   environment of the process. This crate writes no `unsafe` itself; the FFI lives in `ort`.
+//!
+//! Nothing here stores or logs images or embeddings; callers decide what to keep.
+#![forbid(unsafe_code)]
+#![deny(missing_docs)]
+
+pub mod align;
+pub mod decode;
+pub mod detect;
+pub mod embed;
+mod engine;
+mod error;
+pub mod eval;
+pub mod quality;
+pub mod runtime;
+
+pub use detect::Detection;
+pub use embed::Embedding;
+pub use engine::{EngineConfig, Face, FaceEngine, DEFAULT_THRESHOLD};
+pub use error::FaceError;
+pub use quality::{QualityGate, QualityReport};

@@ -1,0 +1,152 @@
+//! The error-code catalogue.
+
+use serde::{Deserialize, Serialize};
+
+/// What class of failure a code is: it decides the CLI's exit status and the HTTP status family.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Category {
+    /// The caller sent something unusable (bad image, bad arguments).
+    Input,
+    /// The input was fine but the photo does not meet the face-quality bar.
+    Quality,
+    /// The installation is incomplete or broken (models or runtime library missing).
+    Setup,
+    /// A bug or an unexpected failure inside Consentry.
+    Internal,
+}
+
+macro_rules! catalogue {
+    ($( $(#[doc = $doc:literal])* $variant:ident => ($code:literal, $cat:ident, $status:literal), )*) => {
+        /// A stable error code. See the module docs: codes are never renamed or reused.
+        #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+        #[serde(rename_all = "snake_case")]
+        #[non_exhaustive]
+        pub enum ErrorCode {
+            $( $(#[doc = $doc])* $variant, )*
+        }
+
+        impl ErrorCode {
+            /// Every code, in catalogue order.
+            pub const ALL: &'static [ErrorCode] = &[$(ErrorCode::$variant,)*];
+
+            /// The code as it appears on the wire, e.g. `"no_face"`.
+            pub fn as_str(self) -> &'static str {
+                match self { $(ErrorCode::$variant => $code,)* }
+            }
+
+            /// The failure class.
+            pub fn category(self) -> Category {
+                match self { $(ErrorCode::$variant => Category::$cat,)* }
+            }
+
+            /// The HTTP status a server answers with for this code.
+            pub fn http_status(self) -> u16 {
+                match self { $(ErrorCode::$variant => $status,)* }
+            }
+
+            /// One-line description for the error-code reference.
+            pub fn describe(self) -> &'static str {
+                match self { $(ErrorCode::$variant => concat!($($doc),*).trim_ascii(),)* }
+            }
+        }
+    };
+}
+
+catalogue! {
+    /// The bytes are not an image in any format Consentry reads.
+    NotAnImage => ("not_an_image", Input, 400),
+    /// The image file ends early or its data is corrupt.
+    TruncatedImage => ("truncated_image", Input, 400),
+    /// The image is in a recognised format that Consentry does not decode (only JPEG and PNG).
+    UnsupportedFormat => ("unsupported_format", Input, 415),
+    /// The image has more pixels, or a larger side, than the configured limit.
+    ImageTooLarge => ("image_too_large", Input, 413),
+    /// The upload is larger than the configured byte limit.
+    PayloadTooLarge => ("payload_too_large", Input, 413),
+    /// The file could not be read (missing, permissions).
+    FileUnreadable => ("file_unreadable", Input, 400),
+    /// The request or command arguments are malformed.
+    InvalidRequest => ("invalid_request", Input, 400),
+    /// No face was found in the image.
+    NoFace => ("no_face", Quality, 422),
+    /// Several faces were found where exactly one is required.
+    MultipleFaces => ("multiple_faces", Quality, 422),
+    /// The face is too small (inter-eye distance below the minimum).
+    FaceTooSmall => ("face_too_small", Quality, 422),
+    /// The face is too blurred (variance of the Laplacian below the minimum).
+    TooBlurry => ("too_blurry", Quality, 422),
+    /// The head is turned too far from frontal (yaw estimated from the landmarks).
+    FaceTurned => ("face_turned", Quality, 422),
+    /// The detector's confidence is below the enrolment minimum.
+    LowConfidence => ("low_confidence", Quality, 422),
+    /// The face touches or crosses the image border, so part of it is missing.
+    FaceCutOff => ("face_cut_off", Quality, 422),
+    /// A model file or the ONNX Runtime library is missing or fails its check.
+    ModelUnavailable => ("model_unavailable", Setup, 503),
+    /// An unexpected internal failure.
+    Internal => ("internal", Internal, 500),
+}
+
+impl ErrorCode {
+    /// The process exit status the CLI uses: 2 bad input, 3 quality, 4 setup, 70 internal.
+    pub fn exit_code(self) -> i32 {
+        match self.category() {
+            Category::Input => 2,
+            Category::Quality => 3,
+            Category::Setup => 4,
+            Category::Internal => 70,
+        }
+    }
+}
+
+impl std::fmt::Display for ErrorCode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Implemented by every library error so callers can map it to a stable code.
+pub trait HasErrorCode {
+    /// The stable code for this error.
+    fn code(&self) -> ErrorCode;
+}
+
+/// The JSON shape of an error: `{"code": "...", "message": "..."}`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ErrorBody {
+    /// The stable code.
+    pub code: ErrorCode,
+    /// A human-readable message (never contains image data or templates).
+    pub message: String,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashSet;
+
+    #[test]
+    fn codes_are_unique_snake_case_and_match_serde() {
+        let mut seen = HashSet::new();
+        for &c in ErrorCode::ALL {
+            let s = c.as_str();
+            assert!(seen.insert(s), "duplicate code {s}");
+            assert!(
+                s.chars().all(|ch| ch.is_ascii_lowercase() || ch == '_'),
+                "{s}"
+            );
+            let json = serde_json::to_string(&c).unwrap_or_default();
+            assert_eq!(json, format!("\"{s}\""));
+            assert!(!c.describe().is_empty());
+            assert!((400..600).contains(&c.http_status()));
+        }
+    }
+
+    #[test]
+    fn exit_codes_follow_category() {
+        assert_eq!(ErrorCode::NotAnImage.exit_code(), 2);
+        assert_eq!(ErrorCode::NoFace.exit_code(), 3);
+        assert_eq!(ErrorCode::ModelUnavailable.exit_code(), 4);
+        assert_eq!(ErrorCode::Internal.exit_code(), 70);
+    }
+}

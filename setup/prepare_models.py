@@ -1,0 +1,85 @@
+"""Prepare the pinned ONNX models for Consentry's face engine.
+
+Run by `setup/fetch.sh` after the source files passed their sha256 check. The result is
+deterministic (same bytes for the same pinned onnx/numpy/protobuf versions); fetch.sh checks
+the prepared files' sha256 against the manifest too.
+
+SFace 2021dec int8bq: the graph declares 29 stale weight inputs no node reads and lists its
+batch-norm parameters as graph inputs, so ONNX Runtime refuses to run it without feeding them and
+cannot fold the batch norms. We dequantise the blocked int8 weights (y = (q - zp) * scale, one scale
+per block of `block_size` along `axis`), put the floats in as initializers, drop the
+DequantizeLinear/Reshape nodes, drop every graph input that is not `data`, make the batch
+dimension symbolic, and save as opset 13 / IR 8.
+
+YuNet 2023mar: the graph fixes its input at 1x3x640x640 although every op is size-agnostic. We make
+H and W (and the per-stride anchor counts of the outputs) symbolic and drop the stale value_info so
+the detector runs at the image's own size (any multiple of 32).
+"""
+
+import sys
+
+import numpy as np
+import onnx
+from onnx import helper, numpy_helper
+
+
+def dequantize_blocked(q, scale, zp, axis, block):
+    q = q.astype(np.int32)
+    n = q.shape[axis]
+    scale = np.repeat(scale, block, axis=axis).take(range(n), axis=axis)
+    zp = np.repeat(zp.astype(np.int32), block, axis=axis).take(range(n), axis=axis)
+    return ((q - zp).astype(np.float32) * scale.astype(np.float32)).astype(np.float32)
+
+
+def prepare_sface(src, dst):
+    m = onnx.load(src)
+    g = m.graph
+    inits = {i.name: numpy_helper.to_array(i) for i in g.initializer}
+    floats = {}  # tensor name consumed by the network -> float array
+    dq_out = {}
+    drop = set()
+    for n in g.node:
+        if n.op_type == "DequantizeLinear":
+            attrs = {a.name: helper.get_attribute_value(a) for a in n.attribute}
+            q, s, z = (inits[x] for x in n.input)
+            dq_out[n.output[0]] = dequantize_blocked(q, s, z, attrs["axis"], attrs["block_size"])
+            drop.add(n.output[0])
+    for n in g.node:
+        if n.op_type == "Reshape" and n.input[0] in dq_out:
+            shape = inits[n.input[1]]
+            floats[n.output[0]] = dq_out.pop(n.input[0]).reshape(shape)
+            drop.add(n.output[0])
+    floats.update(dq_out)  # DQ outputs consumed directly (pre_fc1 weight and bias)
+
+    nodes = [n for n in g.node if n.output[0] not in drop]
+    used = {x for n in nodes for x in n.input}
+    new_inits = [i for i in g.initializer if i.name in used]
+    new_inits += [numpy_helper.from_array(floats[k], k) for k in sorted(floats)]
+
+    data = helper.make_tensor_value_info("data", onnx.TensorProto.FLOAT, ["N", 3, 112, 112])
+    fc1 = helper.make_tensor_value_info("fc1", onnx.TensorProto.FLOAT, ["N", 128])
+    graph = helper.make_graph(nodes, g.name, [data], [fc1], new_inits)
+    out = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)],
+                            producer_name="consentry-setup")
+    out.ir_version = 8
+    onnx.checker.check_model(out)
+    onnx.save(out, dst)
+
+
+def prepare_yunet(src, dst):
+    m = onnx.load(src)
+    g = m.graph
+    dims = g.input[0].type.tensor_type.shape.dim
+    dims[2].dim_param = "H"
+    dims[3].dim_param = "W"
+    for o in g.output:
+        d = o.type.tensor_type.shape.dim[1]
+        d.dim_param = "anchors_" + o.name.split("_")[1]
+    del g.value_info[:]
+    onnx.checker.check_model(m)
+    onnx.save(m, dst)
+
+
+if __name__ == "__main__":
+    kind, src, dst = sys.argv[1:4]
+    {"sface": prepare_sface, "yunet": prepare_yunet}[kind](src, dst)
