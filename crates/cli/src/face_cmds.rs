@@ -36,6 +36,9 @@ pub struct EmbedArgs {
     /// Images embedded in parallel (default: the number of cores).
     #[arg(long)]
     jobs: Option<usize>,
+    /// The images are already aligned 112x112 crops: skip detection and alignment.
+    #[arg(long)]
+    aligned: bool,
 }
 
 /// `consentry compare`.
@@ -116,7 +119,14 @@ fn error_json(e: &FaceError) -> serde_json::Value {
 }
 
 pub fn embed(engine: &FaceEngine, a: &EmbedArgs) -> Result<(), Failure> {
-    let results = embed_all(engine, &a.images, a.jobs);
+    let results = if a.aligned {
+        a.images
+            .iter()
+            .map(|p| embed_aligned_file(engine, p))
+            .collect()
+    } else {
+        embed_all(engine, &a.images, a.jobs)
+    };
     for (path, r) in a.images.iter().zip(results) {
         let line = match r {
             Ok(e) => json!({ "image": path, "embedding": e }),
@@ -127,6 +137,18 @@ pub fn embed(engine: &FaceEngine, a: &EmbedArgs) -> Result<(), Failure> {
     Ok(())
 }
 
+fn embed_aligned_file(engine: &FaceEngine, path: &Path) -> Result<Embedding, FaceError> {
+    let img = engine.read(path)?;
+    let crop = consentry_face::align::AlignedFace::from_crop(&img).ok_or_else(|| {
+        FaceError::Truncated(format!(
+            "{}x{} is not an aligned 112x112 crop",
+            img.width(),
+            img.height()
+        ))
+    })?;
+    engine.embed_aligned(&crop)
+}
+
 pub fn compare(engine: &FaceEngine, a: &CompareArgs) -> Result<(), Failure> {
     if let Some(file) = &a.pairs {
         return compare_pairs(engine, a, file);
@@ -134,8 +156,8 @@ pub fn compare(engine: &FaceEngine, a: &CompareArgs) -> Result<(), Failure> {
     let (Some(pa), Some(pb)) = (&a.a, &a.b) else {
         return Err(invalid("compare needs two images or --pairs FILE".into()));
     };
-    let ea = engine.embed_largest(&engine.read(pa)?)?.embedding;
-    let eb = engine.embed_largest(&engine.read(pb)?)?.embedding;
+    let ea = engine.embed_primary(&engine.read(pa)?)?.embedding;
+    let eb = engine.embed_primary(&engine.read(pb)?)?.embedding;
     let score = ea.cosine(&eb);
     let matched = score >= a.threshold;
     if a.json {
@@ -247,7 +269,7 @@ pub fn embed_all(
                 let Some(path) = paths.get(i) else { break };
                 let r = engine
                     .read(path)
-                    .and_then(|img| engine.embed_largest(&img))
+                    .and_then(|img| engine.embed_primary(&img))
                     .map(|f| f.embedding);
                 if let Ok(mut slots) = slots.lock() {
                     slots[i] = Some(r);

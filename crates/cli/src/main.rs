@@ -5,6 +5,7 @@
 //! (2 bad input, 3 face quality, 4 setup, 70 internal), batch commands report errors per line.
 #![forbid(unsafe_code)]
 
+mod bench_cmds;
 mod face_cmds;
 mod plot;
 
@@ -34,9 +35,9 @@ pub struct EngineArgs {
     /// ONNX Runtime threads per image.
     #[arg(long, global = true, default_value_t = 1)]
     threads: usize,
-    /// Turn off flip test-time augmentation (faster, slightly less accurate).
+    /// Flip test-time augmentation: embed the mirrored crop too (twice the embedding cost).
     #[arg(long, global = true)]
-    no_flip: bool,
+    flip: bool,
 }
 
 #[derive(Subcommand)]
@@ -49,6 +50,9 @@ enum Command {
     Compare(face_cmds::CompareArgs),
     /// Measure verification accuracy on an LFW-format pairs file.
     Eval(face_cmds::EvalArgs),
+    /// Timing runs for docs/benchmarks.md.
+    #[command(subcommand)]
+    Bench(bench_cmds::BenchCommand),
 }
 
 impl EngineArgs {
@@ -58,7 +62,7 @@ impl EngineArgs {
             config.assets = Assets { dir: dir.clone() };
         }
         config.threads = self.threads.max(1);
-        config.flip = !self.no_flip;
+        config.flip = self.flip;
         FaceEngine::load(&config)
     }
 }
@@ -102,6 +106,7 @@ fn main() -> ExitCode {
         Command::Embed(a) => a.json,
         Command::Compare(a) => a.json,
         Command::Eval(a) => a.json,
+        Command::Bench(bench_cmds::BenchCommand::Pipeline(a)) => a.json,
     };
     let result = cli
         .engine
@@ -112,6 +117,7 @@ fn main() -> ExitCode {
             Command::Embed(a) => face_cmds::embed(&engine, a),
             Command::Compare(a) => face_cmds::compare(&engine, a),
             Command::Eval(a) => face_cmds::eval(&engine, a),
+            Command::Bench(b) => bench_cmds::run(&engine, b),
         });
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -109,6 +109,25 @@ pub struct AlignedFace {
     pub transform: Similarity,
 }
 
+impl AlignedFace {
+    /// Wraps an image that is already an aligned 112×112 crop (identity transform).
+    pub fn from_crop(img: &RgbImage) -> Option<AlignedFace> {
+        if img.width() as usize != CROP || img.height() as usize != CROP {
+            return None;
+        }
+        let transform = Similarity {
+            a: 1.0,
+            b: 0.0,
+            tx: 0.0,
+            ty: 0.0,
+        };
+        Some(AlignedFace {
+            rgb: img.as_raw().clone(),
+            transform,
+        })
+    }
+}
+
 /// Aligns a face given its five landmarks. `None` for degenerate landmarks.
 pub fn align(img: &RgbImage, landmarks: &[[f32; 2]; 5]) -> Option<AlignedFace> {
     let transform = Similarity::fit(landmarks, &TEMPLATE)?;

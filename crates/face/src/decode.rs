@@ -46,6 +46,11 @@ pub fn decode_image(bytes: &[u8], limits: &DecodeLimits) -> Result<RgbImage, Fac
             format!("{format:?}").to_lowercase(),
         ));
     }
+    if format == ImageFormat::Jpeg && !jpeg_is_complete(bytes) {
+        return Err(FaceError::Truncated(
+            "JPEG data ends before its end-of-image marker".into(),
+        ));
+    }
     let reader = ImageReader::with_format(Cursor::new(bytes), format);
     let mut decoder = reader.into_decoder().map_err(map_image_error)?;
     let (width, height) = decoder.dimensions();
@@ -80,6 +85,17 @@ pub fn decode_image(bytes: &[u8], limits: &DecodeLimits) -> Result<RgbImage, Fac
         img.apply_orientation(o);
     }
     Ok(img.into_rgb8())
+}
+
+/// The JPEG decoder fills a cut-off scan with grey instead of failing, so completeness is checked
+/// here: the end-of-image marker `FF D9` must follow the last start-of-scan `FF DA`. Inside
+/// entropy-coded data every `FF` byte is stuffed as `FF 00`, so neither marker occurs by chance.
+fn jpeg_is_complete(bytes: &[u8]) -> bool {
+    let last_sos = bytes.windows(2).rposition(|w| w == [0xFF, 0xDA]);
+    match last_sos {
+        Some(sos) => bytes[sos..].windows(2).any(|w| w == [0xFF, 0xD9]),
+        None => false,
+    }
 }
 
 fn too_large_again(width: u32, height: u32, limits: &DecodeLimits) -> FaceError {

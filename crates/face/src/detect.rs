@@ -47,6 +47,9 @@ impl Detection {
 pub struct DetectorConfig {
     /// Longest side the image is scaled down to before detection (rounded up to 32).
     pub max_side: u32,
+    /// Longest side for the quick first pass used when only the primary face is wanted
+    /// (verification, comparison); a full pass follows only when it finds nothing.
+    pub quick_side: u32,
     /// Minimum score for a face to be reported.
     pub score_threshold: f32,
     /// IoU above which the weaker of two boxes is suppressed.
@@ -57,6 +60,7 @@ impl Default for DetectorConfig {
     fn default() -> Self {
         DetectorConfig {
             max_side: 640,
+            quick_side: 320,
             score_threshold: 0.6,
             nms_iou: 0.3,
         }
@@ -92,7 +96,21 @@ impl Detector {
 
     /// All faces above the score threshold, highest score first.
     pub fn detect(&self, img: &RgbImage) -> Result<Vec<Detection>, FaceError> {
-        let input = prepare_input(img, self.config.max_side);
+        self.detect_at(img, self.config.max_side)
+    }
+
+    /// Faces found with the image scaled to at most `max_side`: cheaper, and enough for a
+    /// portrait's main face, but small faces may be missed.
+    pub fn detect_quick(&self, img: &RgbImage) -> Result<Vec<Detection>, FaceError> {
+        let found = self.detect_at(img, self.config.quick_side.min(self.config.max_side))?;
+        if found.is_empty() && img.width().max(img.height()) > self.config.quick_side {
+            return self.detect(img);
+        }
+        Ok(found)
+    }
+
+    fn detect_at(&self, img: &RgbImage, max_side: u32) -> Result<Vec<Detection>, FaceError> {
+        let input = prepare_input(img, max_side);
         let (w, h) = (input.width, input.height);
         let mut raw = self.pool.with(|session| {
             let tensor = TensorRef::from_array_view(([1usize, 3, h, w], &input.data[..]))?;
@@ -140,40 +158,76 @@ fn prepare_input(img: &RgbImage, max_side: u32) -> DetectorInput {
     let (w0, h0) = img.dimensions();
     let longest = w0.max(h0).max(1);
     let scale = (max_side as f32 / longest as f32).min(1.0);
-    let resized;
-    let src = if scale < 1.0 {
-        let tw = ((w0 as f32 * scale).round() as u32).max(1);
-        let th = ((h0 as f32 * scale).round() as u32).max(1);
-        resized = image::imageops::resize(img, tw, th, image::imageops::FilterType::Triangle);
-        &resized
+    // Large photos are first box-averaged by an integer factor (cheap, alias-free), so the
+    // bilinear step below never shrinks by more than 2x.
+    let factor = ((1.0 / scale).floor() as u32).max(1);
+    let reduced;
+    let src = if factor > 1 {
+        reduced = box_reduce(img, factor);
+        &reduced
     } else {
         img
     };
-    let (sw, sh) = (src.width() as usize, src.height() as usize);
-    let width = sw.div_ceil(32) * 32;
-    let height = sh.div_ceil(32) * 32;
+    let tw = ((w0 as f32 * scale).round() as usize).clamp(1, src.width() as usize);
+    let th = ((h0 as f32 * scale).round() as usize).clamp(1, src.height() as usize);
+    let width = tw.div_ceil(32) * 32;
+    let height = th.div_ceil(32) * 32;
     let plane = width * height;
     let mut data = vec![0f32; 3 * plane];
+    let (sw, sh) = (src.width() as usize, src.height() as usize);
     let raw = src.as_raw();
-    for y in 0..sh {
-        let row = &raw[y * sw * 3..(y + 1) * sw * 3];
-        let base = y * width;
-        for (x, px) in row.chunks_exact(3).enumerate() {
-            // BGR order, 0..255, no normalisation (YuNet's convention).
-            data[base + x] = f32::from(px[2]);
-            data[plane + base + x] = f32::from(px[1]);
-            data[2 * plane + base + x] = f32::from(px[0]);
+    // Pixel-centre mapping from target to source; an exact copy when the sizes agree.
+    let (fx, fy) = (sw as f32 / tw as f32, sh as f32 / th as f32);
+    for y in 0..th {
+        let sy = ((y as f32 + 0.5) * fy - 0.5).clamp(0.0, (sh - 1) as f32);
+        let (y0, wy) = (sy as usize, sy.fract());
+        let y1 = (y0 + 1).min(sh - 1);
+        for x in 0..tw {
+            let sx = ((x as f32 + 0.5) * fx - 0.5).clamp(0.0, (sw - 1) as f32);
+            let (x0, wx) = (sx as usize, sx.fract());
+            let x1 = (x0 + 1).min(sw - 1);
+            let at = |xx: usize, yy: usize, c: usize| f32::from(raw[(yy * sw + xx) * 3 + c]);
+            let o = y * width + x;
+            for c in 0..3 {
+                let top = at(x0, y0, c) + (at(x1, y0, c) - at(x0, y0, c)) * wx;
+                let bottom = at(x0, y1, c) + (at(x1, y1, c) - at(x0, y1, c)) * wx;
+                // BGR order, 0..255, no normalisation (YuNet's convention).
+                data[(2 - c) * plane + o] = top + (bottom - top) * wy;
+            }
         }
     }
-    // The effective scale per axis differs from `scale` by rounding; use the horizontal one
-    // (the difference is below half a pixel of the detector's input).
-    let eff = sw as f32 / w0.max(1) as f32;
+    let eff = tw as f32 / w0.max(1) as f32;
     DetectorInput {
         data,
         width,
         height,
         scale: eff,
     }
+}
+
+/// Averages `k x k` blocks (the last partial row and column are averaged over what exists).
+fn box_reduce(img: &RgbImage, k: u32) -> RgbImage {
+    let (w, h) = img.dimensions();
+    let (nw, nh) = (w.div_ceil(k), h.div_ceil(k));
+    let raw = img.as_raw();
+    let mut out = RgbImage::new(nw, nh);
+    for (ox, oy, px) in out.enumerate_pixels_mut() {
+        let mut sum = [0u32; 3];
+        let mut n = 0u32;
+        for y in oy * k..((oy + 1) * k).min(h) {
+            let row = (y * w) as usize * 3;
+            for x in ox * k..((ox + 1) * k).min(w) {
+                let i = row + x as usize * 3;
+                sum[0] += u32::from(raw[i]);
+                sum[1] += u32::from(raw[i + 1]);
+                sum[2] += u32::from(raw[i + 2]);
+                n += 1;
+            }
+        }
+        let n = n.max(1);
+        *px = image::Rgb(sum.map(|v| ((v + n / 2) / n) as u8));
+    }
+    out
 }
 
 fn decode_stride(

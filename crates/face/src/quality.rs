@@ -53,6 +53,25 @@ pub fn largest(dets: &[Detection]) -> Option<usize> {
     (0..dets.len()).max_by(|&a, &b| dets[a].area().total_cmp(&dets[b].area()))
 }
 
+/// Index of the primary face of a photo: the largest, with the area that lies inside the image
+/// counted and weighted down the further the face is from the centre (Gaussian, σ = 0.15 of the
+/// diagonal). A bystander's face cut by the frame edge therefore loses to the central subject of
+/// similar size, as a person expects at a kiosk or in a portrait; of two central faces the larger
+/// still wins. Measured on LFW dev: plain "largest" picked the wrong person in several pairs.
+pub fn primary(dets: &[Detection], width: u32, height: u32) -> Option<usize> {
+    let (w, h) = (width as f32, height as f32);
+    let diag2 = (w * w + h * h).max(1.0);
+    let weight = |d: &Detection| {
+        let [x, y, bw, bh] = d.bbox;
+        let inside =
+            ((x + bw).min(w) - x.max(0.0)).max(0.0) * ((y + bh).min(h) - y.max(0.0)).max(0.0);
+        let (cx, cy) = (x + bw / 2.0 - w / 2.0, y + bh / 2.0 - h / 2.0);
+        let r2 = (cx * cx + cy * cy) / diag2;
+        inside * (-r2 / (2.0 * 0.15 * 0.15)).exp()
+    };
+    (0..dets.len()).max_by(|&a, &b| weight(&dets[a]).total_cmp(&weight(&dets[b])))
+}
+
 /// Yaw estimate from landmarks in aligned coordinates: the nose tip's offset from the eyes'
 /// midpoint, relative to half the eye distance, is `(d/e)·tan(yaw)` for a nose protruding `d` in
 /// front of eyes `±e` apart; `d/e ≈ 0.8` for an average adult face.
@@ -100,7 +119,7 @@ pub fn check(
     gate: &QualityGate,
     align: impl Fn(&Detection) -> Result<AlignedFace, FaceError>,
 ) -> Result<(usize, AlignedFace, QualityReport), FaceError> {
-    let idx = largest(dets).ok_or(FaceError::NoFace)?;
+    let idx = primary(dets, img.width(), img.height()).ok_or(FaceError::NoFace)?;
     // Faces too small to enrol do not count as rivals: a passer-by far behind does not block.
     let candidates = dets
         .iter()

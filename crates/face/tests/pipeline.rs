@@ -1,0 +1,139 @@
+//! Detection, matching and robustness on real photos.
+
+use consentry_face::DEFAULT_THRESHOLD;
+use image::imageops::{self, FilterType};
+
+use crate::common::{engine, load, rotate, score};
+
+#[test]
+fn six_faces_in_t1_with_landmarks_inside_their_boxes() {
+    let img = load("t1.jpg");
+    let faces = engine().detect(&img).expect("detect");
+    assert_eq!(faces.len(), 6, "{faces:?}");
+    for f in &faces {
+        let [x, y, w, h] = f.bbox;
+        assert!(w > 50.0 && h > 50.0 && f.score > 0.8, "{f:?}");
+        for [lx, ly] in f.landmarks {
+            assert!(
+                lx >= x && lx <= x + w && ly >= y && ly <= y + h,
+                "landmark outside box: {f:?}"
+            );
+        }
+        // Eyes above the nose, nose above the mouth, left before right.
+        let [le, re, nose, lm, rm] = f.landmarks;
+        assert!(le[0] < re[0] && lm[0] < rm[0]);
+        assert!(le[1] < nose[1] && re[1] < nose[1] && nose[1] < lm[1] && nose[1] < rm[1]);
+    }
+}
+
+#[test]
+fn three_players_in_gdp_are_the_confident_faces() {
+    // gdp.jpg shows three players; spectators at the frame edge are small, less certain faces.
+    let faces = engine().detect(&load("gdp.jpg")).expect("detect");
+    let confident: Vec<_> = faces.iter().filter(|f| f.score > 0.9).collect();
+    assert_eq!(confident.len(), 3, "{faces:?}");
+    assert!(confident.iter().all(|f| f.bbox[2] > 55.0));
+    assert!(
+        faces
+            .iter()
+            .filter(|f| f.score <= 0.9)
+            .all(|f| f.bbox[2] < 45.0),
+        "{faces:?}"
+    );
+}
+
+#[test]
+fn same_person_scores_above_the_threshold() {
+    let obama = load("obama.jpg");
+    for other in ["obama2.jpg", "obama3.jpg", "obama_partial_face.jpg"] {
+        let s = score(&obama, &load(other));
+        assert!(s > DEFAULT_THRESHOLD + 0.15, "obama vs {other}: {s}");
+    }
+}
+
+#[test]
+fn different_people_score_below_the_threshold() {
+    let pairs = [
+        ("obama.jpg", "biden.jpg"),
+        ("obama2.jpg", "yaoming.jpg"),
+        ("biden.jpg", "yaoming.jpg"),
+    ];
+    for (a, b) in pairs {
+        let s = score(&load(a), &load(b));
+        assert!(s < DEFAULT_THRESHOLD - 0.05, "{a} vs {b}: {s}");
+    }
+}
+
+#[test]
+fn embeddings_are_unit_length_and_deterministic() {
+    let img = load("obama2.jpg");
+    let a = engine().embed_primary(&img).expect("embed").embedding;
+    let b = engine().embed_primary(&img).expect("embed").embedding;
+    assert_eq!(a.0.len(), 128);
+    let norm: f32 = a.0.iter().map(|x| x * x).sum::<f32>().sqrt();
+    assert!((norm - 1.0).abs() < 1e-4);
+    assert_eq!(a, b);
+}
+
+#[test]
+fn rotated_and_rescaled_copies_still_match() {
+    let img = load("obama2.jpg");
+    let (w, h) = img.dimensions();
+    let copies = [
+        ("rotated +20°", rotate(&img, 20.0)),
+        ("rotated -15°", rotate(&img, -15.0)),
+        (
+            "half size",
+            imageops::resize(&img, w / 2, h / 2, FilterType::Triangle),
+        ),
+        (
+            "double size",
+            imageops::resize(&img, w * 2, h * 2, FilterType::Triangle),
+        ),
+        ("mirrored", imageops::flip_horizontal(&img)),
+        (
+            "landscape crop",
+            imageops::crop_imm(&img, 0, h / 8, w, h / 2).to_image(),
+        ),
+    ];
+    for (what, copy) in copies {
+        // Genuine pairs of these photos score 0.6-0.9; impostors below 0.15.
+        let s = score(&img, &copy);
+        assert!(s > DEFAULT_THRESHOLD + 0.2, "{what}: {s}");
+    }
+}
+
+#[test]
+fn detection_maps_back_to_original_coordinates() {
+    // The same face found in a copy at twice the size sits at twice the coordinates.
+    let img = load("obama2.jpg");
+    let (w, h) = img.dimensions();
+    let big = imageops::resize(&img, w * 2, h * 2, FilterType::Triangle);
+    let a = engine().embed_primary(&img).expect("face").detection;
+    let b = engine().embed_primary(&big).expect("face").detection;
+    for i in 0..5 {
+        for k in 0..2 {
+            let d = (b.landmarks[i][k] - 2.0 * a.landmarks[i][k]).abs();
+            assert!(
+                d < 0.06 * a.eye_distance() * 2.0,
+                "landmark {i}: {a:?} vs {b:?}"
+            );
+        }
+    }
+}
+
+#[test]
+fn primary_face_prefers_the_central_subject() {
+    // Paste a shrunken copy of biden into the corner of obama's photo: obama stays primary.
+    let mut img = load("obama.jpg");
+    let biden = load("biden.jpg");
+    let small = imageops::resize(
+        &biden,
+        biden.width() / 3,
+        biden.height() / 3,
+        FilterType::Triangle,
+    );
+    imageops::replace(&mut img, &small, 0, 0);
+    let obama = load("obama.jpg");
+    assert!(score(&img, &obama) > 0.9);
+}
