@@ -60,7 +60,7 @@ def rewrite_prelu(nodes, inits):
     return out, extra
 
 
-def prepare_sface(src, dst):
+def prepare_sface(src, dst, rewrite=True):
     m = onnx.load(src)
     g = m.graph
     inits = {i.name: numpy_helper.to_array(i) for i in g.initializer}
@@ -80,7 +80,10 @@ def prepare_sface(src, dst):
             drop.add(n.output[0])
     floats.update(dq_out)  # DQ outputs consumed directly (pre_fc1 weight and bias)
 
-    nodes, extra = rewrite_prelu([n for n in g.node if n.output[0] not in drop], inits)
+    nodes = [n for n in g.node if n.output[0] not in drop]
+    extra = {}
+    if rewrite:
+        nodes, extra = rewrite_prelu(nodes, inits)
     used = {x for n in nodes for x in n.input}
     new_inits = [i for i in g.initializer if i.name in used]
     new_inits += [numpy_helper.from_array(floats[k], k) for k in sorted(floats)]
@@ -112,4 +115,11 @@ def prepare_yunet(src, dst):
 
 if __name__ == "__main__":
     kind, src, dst = sys.argv[1:4]
-    {"sface": prepare_sface, "yunet": prepare_yunet}[kind](src, dst)
+    kinds = {
+        "sface": prepare_sface,
+        # The same weights with PRelu kept: for peers (bench/compare_pipelines.py) whose
+        # runtime runs PRelu well.
+        "sface-prelu": lambda s, d: prepare_sface(s, d, rewrite=False),
+        "yunet": prepare_yunet,
+    }
+    kinds[kind](src, dst)
