@@ -113,6 +113,25 @@ def prepare_yunet(src, dst):
     onnx.save(m, dst)
 
 
+def prepare_mbf(src, dst):
+    """InsightFace w600k_mbf (optional, non-commercial weights): PRelu rewritten as for SFace,
+    stale value_info dropped and the batch dimension made symbolic."""
+    m = onnx.load(src)
+    g = m.graph
+    inits = {i.name: numpy_helper.to_array(i) for i in g.initializer}
+    nodes, extra = rewrite_prelu(list(g.node), inits)
+    used = {x for n in nodes for x in n.input}
+    new_inits = [i for i in g.initializer if i.name in used]
+    new_inits += [numpy_helper.from_array(extra[k], k) for k in sorted(extra)]
+    inp = helper.make_tensor_value_info(g.input[0].name, onnx.TensorProto.FLOAT, ["N", 3, 112, 112])
+    out = helper.make_tensor_value_info(g.output[0].name, onnx.TensorProto.FLOAT, ["N", 512])
+    graph = helper.make_graph(nodes, g.name, [inp], [out], new_inits)
+    model = helper.make_model(graph, opset_imports=list(m.opset_import), producer_name="consentry-setup")
+    model.ir_version = m.ir_version
+    onnx.checker.check_model(model)
+    onnx.save(model, dst)
+
+
 if __name__ == "__main__":
     kind, src, dst = sys.argv[1:4]
     kinds = {
@@ -121,5 +140,6 @@ if __name__ == "__main__":
         # runtime runs PRelu well.
         "sface-prelu": lambda s, d: prepare_sface(s, d, rewrite=False),
         "yunet": prepare_yunet,
+        "mbf": prepare_mbf,
     }
     kinds[kind](src, dst)

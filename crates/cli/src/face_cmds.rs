@@ -7,7 +7,7 @@ use std::sync::Mutex;
 
 use clap::Args;
 use consentry_face::eval::{self, Scored};
-use consentry_face::{Embedding, FaceEngine, FaceError, DEFAULT_THRESHOLD};
+use consentry_face::{Embedding, FaceEngine, FaceError};
 use consentry_types::{ErrorBody, ErrorCode, HasErrorCode};
 use indicatif::{ProgressBar, ProgressStyle};
 use serde_json::json;
@@ -53,9 +53,9 @@ pub struct CompareArgs {
     /// A file of `pathA<TAB>pathB` lines; one JSON line per pair is written, in order.
     #[arg(long, conflicts_with_all = ["a", "b"])]
     pairs: Option<PathBuf>,
-    /// Match threshold on the cosine similarity.
-    #[arg(long, default_value_t = DEFAULT_THRESHOLD)]
-    threshold: f32,
+    /// Match threshold on the cosine similarity (default: the calibrated one of the models).
+    #[arg(long)]
+    threshold: Option<f32>,
     /// Print JSON.
     #[arg(long)]
     pub json: bool,
@@ -76,9 +76,9 @@ pub struct EvalArgs {
     /// Write roc.csv, roc.png, scores.tsv and metrics.json here.
     #[arg(long)]
     out: Option<PathBuf>,
-    /// Threshold whose own accuracy is also reported.
-    #[arg(long, default_value_t = DEFAULT_THRESHOLD)]
-    threshold: f32,
+    /// Threshold whose own accuracy is also reported (default: the models' calibrated one).
+    #[arg(long)]
+    threshold: Option<f32>,
     /// Print JSON.
     #[arg(long)]
     pub json: bool,
@@ -159,11 +159,12 @@ pub fn compare(engine: &FaceEngine, a: &CompareArgs) -> Result<(), Failure> {
     let ea = engine.embed_primary(&engine.read(pa)?)?.embedding;
     let eb = engine.embed_primary(&engine.read(pb)?)?.embedding;
     let score = ea.cosine(&eb);
-    let matched = score >= a.threshold;
+    let threshold = a.threshold.unwrap_or(engine.default_threshold());
+    let matched = score >= threshold;
     if a.json {
         println!(
             "{}",
-            json!({ "score": score, "threshold": a.threshold, "match": matched })
+            json!({ "score": score, "threshold": threshold, "match": matched })
         );
     } else {
         let verdict = if matched {
@@ -171,7 +172,7 @@ pub fn compare(engine: &FaceEngine, a: &CompareArgs) -> Result<(), Failure> {
         } else {
             "different people"
         };
-        println!("{verdict} (score {score:.4}, threshold {:.4})", a.threshold);
+        println!("{verdict} (score {score:.4}, threshold {threshold:.4})");
     }
     Ok(())
 }
@@ -212,6 +213,7 @@ fn compare_pairs(engine: &FaceEngine, a: &CompareArgs, file: &Path) -> Result<()
             }
         }
     }
+    let threshold = a.threshold.unwrap_or(engine.default_threshold());
     let unique = unique_paths(pairs.iter().flat_map(|(x, y)| [x, y]));
     let embedded = embed_all(engine, &unique, a.jobs);
     let by_path: HashMap<&PathBuf, &Result<Embedding, FaceError>> =
@@ -220,7 +222,7 @@ fn compare_pairs(engine: &FaceEngine, a: &CompareArgs, file: &Path) -> Result<()
         let line = match (by_path.get(x), by_path.get(y)) {
             (Some(Ok(ex)), Some(Ok(ey))) => {
                 let score = ex.cosine(ey);
-                json!({ "a": x, "b": y, "score": score, "match": score >= a.threshold })
+                json!({ "a": x, "b": y, "score": score, "match": score >= threshold })
             }
             (Some(Err(e)), _) | (_, Some(Err(e))) => {
                 json!({ "a": x, "b": y, "error": error_json(e) })
@@ -315,6 +317,7 @@ pub fn eval(engine: &FaceEngine, a: &EvalArgs) -> Result<(), Failure> {
             }
         })
         .collect();
+    let threshold = a.threshold.unwrap_or(engine.default_threshold());
     let kfold = eval::kfold(&scored);
     let roc = eval::roc(&scored);
     let (tar3, t3) = eval::tar_at_far(&roc, 1e-3);
@@ -330,13 +333,14 @@ pub fn eval(engine: &FaceEngine, a: &EvalArgs) -> Result<(), Failure> {
         "kfold_std": kfold.std,
         "kfold_thresholds": kfold.folds.iter().map(|f| f.0).collect::<Vec<_>>(),
         "kfold_fold_accuracy": kfold.folds.iter().map(|f| f.1).collect::<Vec<_>>(),
-        "threshold": a.threshold,
-        "accuracy_at_threshold": eval::accuracy(&scored, a.threshold),
+        "threshold": threshold,
+        "accuracy_at_threshold": eval::accuracy(&scored, threshold),
         "best_threshold_all_pairs": best_all,
         "tar_at_far_1e-3": tar3, "threshold_far_1e-3": t3,
         "tar_at_far_1e-4": tar4, "threshold_far_1e-4": t4,
         "eer": eer, "eer_threshold": eer_t,
         "flip": engine.flip(),
+        "models": format!("{:?}", engine.models()),
     });
     if let Some(out) = &a.out {
         write_outputs(out, &pairs, &scored, &roc, &metrics, &failed)?;
@@ -351,9 +355,8 @@ pub fn eval(engine: &FaceEngine, a: &EvalArgs) -> Result<(), Failure> {
             kfold.std * 100.0
         );
         println!(
-            "accuracy at threshold {:.3}: {:.2}%",
-            a.threshold,
-            eval::accuracy(&scored, a.threshold) * 100.0
+            "accuracy at threshold {threshold:.3}: {:.2}%",
+            eval::accuracy(&scored, threshold) * 100.0
         );
         println!(
             "TAR {:.2}% at FAR 1e-3, {:.2}% at FAR 1e-4; EER {:.2}%",

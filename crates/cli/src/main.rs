@@ -13,7 +13,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand};
-use consentry_face::{runtime::Assets, EngineConfig, FaceEngine, FaceError};
+use consentry_face::{runtime::Assets, EngineConfig, FaceEngine, FaceError, ModelSet};
 use consentry_types::{ErrorBody, ErrorCode, HasErrorCode};
 
 #[derive(Parser)]
@@ -38,6 +38,20 @@ pub struct EngineArgs {
     /// Flip test-time augmentation: embed the mirrored crop too (twice the embedding cost).
     #[arg(long, global = true)]
     flip: bool,
+    /// Networks: `standard` (YuNet + SFace, permissive licences) or `insightface` (SCRFD +
+    /// w600k_mbf, non-commercial research use only; needs --accept-noncommercial-licence).
+    #[arg(long, global = true, value_enum, default_value_t = Models::Standard)]
+    models: Models,
+    /// Acknowledge that the InsightFace weights may be used for non-commercial research only.
+    #[arg(long, global = true)]
+    accept_noncommercial_licence: bool,
+}
+
+/// `--models` values.
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum Models {
+    Standard,
+    Insightface,
 }
 
 #[derive(Subcommand)]
@@ -63,6 +77,11 @@ impl EngineArgs {
         }
         config.threads = self.threads.max(1);
         config.flip = self.flip;
+        config.models = match self.models {
+            Models::Standard => ModelSet::Standard,
+            Models::Insightface => ModelSet::InsightFace,
+        };
+        config.accept_noncommercial_licence = self.accept_noncommercial_licence;
         FaceEngine::load(&config)
     }
 }

@@ -4,8 +4,8 @@
 //! sample portrait obama.jpg (910x1137) and an LFW-sized 250x250 crop of it.
 #![allow(missing_docs, clippy::expect_used)]
 
-use criterion::{criterion_group, criterion_main, Criterion};
 use consentry_face::{quality, EngineConfig, FaceEngine};
+use criterion::{criterion_group, criterion_main, Criterion};
 use std::hint::black_box;
 
 fn stages(c: &mut Criterion) {
@@ -23,7 +23,9 @@ fn stages(c: &mut Criterion) {
     let crop = image::imageops::crop_imm(&big, x0, y0, side, side).to_image();
     let small = image::imageops::resize(&crop, 250, 250, image::imageops::FilterType::Triangle);
     let mut small_jpeg = std::io::Cursor::new(Vec::new());
-    small.write_to(&mut small_jpeg, image::ImageFormat::Jpeg).expect("encode");
+    small
+        .write_to(&mut small_jpeg, image::ImageFormat::Jpeg)
+        .expect("encode");
     let small_jpeg = small_jpeg.into_inner();
     let small_face = engine.detect(&small).expect("detect")[0].clone();
     let aligned = engine.align(&small, &small_face).expect("align");
@@ -31,21 +33,43 @@ fn stages(c: &mut Criterion) {
 
     let mut g = c.benchmark_group("face");
     g.sample_size(30);
-    g.bench_function("decode 910x1137 jpeg", |b| b.iter(|| engine.decode(black_box(&bytes))));
-    g.bench_function("decode 250x250 jpeg", |b| b.iter(|| engine.decode(black_box(&small_jpeg))));
-    g.bench_function("detect 250x250", |b| b.iter(|| engine.detect(black_box(&small))));
-    g.bench_function("detect 910x1137 quick (320)", |b| b.iter(|| engine.detect_quick(black_box(&big))));
-    g.bench_function("detect 910x1137 full (640)", |b| b.iter(|| engine.detect(black_box(&big))));
+    g.bench_function("decode 910x1137 jpeg", |b| {
+        b.iter(|| engine.decode(black_box(&bytes)))
+    });
+    g.bench_function("decode 250x250 jpeg", |b| {
+        b.iter(|| engine.decode(black_box(&small_jpeg)))
+    });
+    g.bench_function("detect 250x250", |b| {
+        b.iter(|| engine.detect(black_box(&small)))
+    });
+    g.bench_function("detect 910x1137 quick (320)", |b| {
+        b.iter(|| engine.detect_quick(black_box(&big)))
+    });
+    g.bench_function("detect 910x1137 full (640)", |b| {
+        b.iter(|| engine.detect(black_box(&big)))
+    });
     g.bench_function("primary face", |b| {
         let dets = engine.detect(&big).expect("detect");
         b.iter(|| quality::primary(black_box(&dets), big.width(), big.height()))
     });
-    g.bench_function("align 112x112", |b| b.iter(|| engine.align(black_box(&small), &small_face)));
-    g.bench_function("embed (SFace)", |b| b.iter(|| engine.embed_aligned(black_box(&aligned))));
-    g.bench_function("sharpness", |b| b.iter(|| quality::sharpness(black_box(&aligned))));
-    g.bench_function("cosine 128-d", |b| b.iter(|| black_box(&a).cosine(black_box(&a))));
+    g.bench_function("align 112x112", |b| {
+        b.iter(|| engine.align(black_box(&small), &small_face))
+    });
+    g.bench_function("embed (SFace)", |b| {
+        b.iter(|| engine.embed_aligned(black_box(&aligned)))
+    });
+    g.bench_function("sharpness", |b| {
+        b.iter(|| quality::sharpness(black_box(&aligned)))
+    });
+    g.bench_function("cosine 128-d", |b| {
+        b.iter(|| black_box(&a).cosine(black_box(&a)))
+    });
     g.bench_function("whole pipeline 250x250", |b| {
-        b.iter(|| engine.decode(black_box(&small_jpeg)).and_then(|img| engine.embed_primary(&img)))
+        b.iter(|| {
+            engine
+                .decode(black_box(&small_jpeg))
+                .and_then(|img| engine.embed_primary(&img))
+        })
     });
     g.finish();
 }

@@ -1,8 +1,9 @@
-//! YuNet face detection at the image's own size.
+//! Face detection at the image's own size: YuNet (default) or, opted into, InsightFace's SCRFD.
 //!
 //! The image is scaled so its longer side is at most [`DetectorConfig::max_side`] (never
-//! enlarged), padded right and bottom to a multiple of 32 (the prepared YuNet graph takes any
-//! such size), and converted to the model's BGR 0..255 planar input. Boxes and landmarks are
+//! enlarged), padded right and bottom to a multiple of 32 (both prepared graphs take any
+//! such size), and converted to the model's planar input (YuNet: BGR 0..255; SCRFD: RGB,
+//! (x − 127.5)/128). Boxes and landmarks are
 //! decoded per stride (8, 16, 32), filtered by score, suppressed by IoU, and mapped back to the
 //! original image's coordinates by the one scale factor, so any size and aspect works.
 
@@ -13,8 +14,31 @@ use serde::{Deserialize, Serialize};
 use crate::runtime::{Assets, SessionPool};
 use crate::FaceError;
 
-/// Asset path of the prepared detector.
-pub const DETECTOR_MODEL: &str = "models/yunet_2023mar_dynamic.onnx";
+/// Which detection network.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DetectorModel {
+    /// YuNet 2023mar (MIT), the default.
+    YuNet,
+    /// SCRFD-500M with keypoints (InsightFace; non-commercial upstream licence).
+    Scrfd,
+}
+
+impl DetectorModel {
+    /// Asset path of the prepared model.
+    pub fn asset(self) -> &'static str {
+        match self {
+            DetectorModel::YuNet => "models/yunet_2023mar_dynamic.onnx",
+            DetectorModel::Scrfd => "models/scrfd_500m_bnkps.onnx",
+        }
+    }
+
+    fn input_name(self) -> &'static str {
+        match self {
+            DetectorModel::YuNet => "input",
+            DetectorModel::Scrfd => "input.1",
+        }
+    }
+}
 
 /// One detected face, in pixel coordinates of the original image.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -67,25 +91,28 @@ impl Default for DetectorConfig {
     }
 }
 
-/// The YuNet detector.
+/// The face detector.
 #[derive(Debug)]
 pub struct Detector {
     pool: SessionPool,
     config: DetectorConfig,
+    model: DetectorModel,
 }
 
 const STRIDES: [usize; 3] = [8, 16, 32];
 
 impl Detector {
-    /// Loads the prepared YuNet model.
+    /// Loads a prepared detection model.
     pub fn load(
         assets: &Assets,
+        model: DetectorModel,
         threads: usize,
         config: DetectorConfig,
     ) -> Result<Self, FaceError> {
         Ok(Detector {
-            pool: SessionPool::new(assets, DETECTOR_MODEL, threads)?,
+            pool: SessionPool::new(assets, model.asset(), threads)?,
             config,
+            model,
         })
     }
 
@@ -110,11 +137,11 @@ impl Detector {
     }
 
     fn detect_at(&self, img: &RgbImage, max_side: u32) -> Result<Vec<Detection>, FaceError> {
-        let input = prepare_input(img, max_side);
+        let input = prepare_input(img, max_side, self.model);
         let (w, h) = (input.width, input.height);
         let mut raw = self.pool.with(|session| {
             let tensor = TensorRef::from_array_view(([1usize, 3, h, w], &input.data[..]))?;
-            let outputs = session.run(ort::inputs!["input" => tensor])?;
+            let outputs = session.run(ort::inputs![self.model.input_name() => tensor])?;
             let mut found = Vec::new();
             for stride in STRIDES {
                 let get = |name: &str| -> Result<&[f32], FaceError> {
@@ -124,14 +151,22 @@ impl Detector {
                     })?;
                     Ok(value.try_extract_tensor::<f32>()?.1)
                 };
-                decode_stride(
-                    stride,
-                    w / stride,
-                    h / stride,
-                    [get("cls")?, get("obj")?, get("bbox")?, get("kps")?],
-                    self.config.score_threshold,
-                    &mut found,
-                )?;
+                let grid = (stride, w / stride, h / stride);
+                let threshold = self.config.score_threshold;
+                match self.model {
+                    DetectorModel::YuNet => decode_yunet(
+                        grid,
+                        [get("cls")?, get("obj")?, get("bbox")?, get("kps")?],
+                        threshold,
+                        &mut found,
+                    )?,
+                    DetectorModel::Scrfd => decode_scrfd(
+                        grid,
+                        [get("score")?, get("bbox")?, get("kps")?],
+                        threshold,
+                        &mut found,
+                    )?,
+                }
             }
             Ok(found)
         })?;
@@ -145,7 +180,8 @@ impl Detector {
     }
 }
 
-/// The detector's input: planar BGR floats, padded to multiples of 32.
+/// The detector's input: planar floats in the model's channel order and scale, padded to
+/// multiples of 32.
 struct DetectorInput {
     data: Vec<f32>,
     width: usize,
@@ -154,7 +190,12 @@ struct DetectorInput {
     scale: f32,
 }
 
-fn prepare_input(img: &RgbImage, max_side: u32) -> DetectorInput {
+fn prepare_input(img: &RgbImage, max_side: u32, model: DetectorModel) -> DetectorInput {
+    // (plane of R, G, B; value = (x − mean) · scale)
+    let (planes, mean, norm) = match model {
+        DetectorModel::YuNet => ([2usize, 1, 0], 0.0f32, 1.0f32),
+        DetectorModel::Scrfd => ([0usize, 1, 2], 127.5, 1.0 / 128.0),
+    };
     let (w0, h0) = img.dimensions();
     let longest = w0.max(h0).max(1);
     let scale = (max_side as f32 / longest as f32).min(1.0);
@@ -173,7 +214,9 @@ fn prepare_input(img: &RgbImage, max_side: u32) -> DetectorInput {
     let width = tw.div_ceil(32) * 32;
     let height = th.div_ceil(32) * 32;
     let plane = width * height;
-    let mut data = vec![0f32; 3 * plane];
+    // Padding is the model's value for black (0 for YuNet, −127.5/128 for SCRFD), as in
+    // the reference implementations that pad the raw image.
+    let mut data = vec![(0.0 - mean) * norm; 3 * plane];
     let (sw, sh) = (src.width() as usize, src.height() as usize);
     let raw = src.as_raw();
     // Pixel-centre mapping from target to source; an exact copy when the sizes agree.
@@ -191,8 +234,7 @@ fn prepare_input(img: &RgbImage, max_side: u32) -> DetectorInput {
             for c in 0..3 {
                 let top = at(x0, y0, c) + (at(x1, y0, c) - at(x0, y0, c)) * wx;
                 let bottom = at(x0, y1, c) + (at(x1, y1, c) - at(x0, y1, c)) * wx;
-                // BGR order, 0..255, no normalisation (YuNet's convention).
-                data[(2 - c) * plane + o] = top + (bottom - top) * wy;
+                data[planes[c] * plane + o] = (top + (bottom - top) * wy - mean) * norm;
             }
         }
     }
@@ -230,10 +272,8 @@ fn box_reduce(img: &RgbImage, k: u32) -> RgbImage {
     out
 }
 
-fn decode_stride(
-    stride: usize,
-    cols: usize,
-    rows: usize,
+fn decode_yunet(
+    (stride, cols, rows): (usize, usize, usize),
     [cls, obj, bbox, kps]: [&[f32]; 4],
     threshold: f32,
     out: &mut Vec<Detection>,
@@ -263,6 +303,44 @@ fn decode_stride(
         }
         out.push(Detection {
             bbox: [cx - w / 2.0, cy - h / 2.0, w, h],
+            landmarks,
+            score,
+        });
+    }
+    Ok(())
+}
+
+/// SCRFD: two anchors per cell at the cell's corner `(col·s, row·s)`; boxes are distances to
+/// the four sides and keypoints offsets, both in units of the stride; scores are probabilities.
+fn decode_scrfd(
+    (stride, cols, rows): (usize, usize, usize),
+    [scores, bbox, kps]: [&[f32]; 3],
+    threshold: f32,
+    out: &mut Vec<Detection>,
+) -> Result<(), FaceError> {
+    let n = cols * rows * 2;
+    if scores.len() < n || bbox.len() < 4 * n || kps.len() < 10 * n {
+        return Err(FaceError::Inference(format!(
+            "detector output for stride {stride} too short"
+        )));
+    }
+    let s = stride as f32;
+    for i in 0..n {
+        let score = scores[i];
+        if score.is_nan() || score < threshold {
+            continue;
+        }
+        let cell = i / 2;
+        let (cx, cy) = ((cell % cols) as f32 * s, (cell / cols) as f32 * s);
+        let b = &bbox[4 * i..4 * i + 4];
+        let (x1, y1, x2, y2) = (cx - b[0] * s, cy - b[1] * s, cx + b[2] * s, cy + b[3] * s);
+        let k = &kps[10 * i..10 * i + 10];
+        let mut landmarks = [[0f32; 2]; 5];
+        for (j, lm) in landmarks.iter_mut().enumerate() {
+            *lm = [cx + k[2 * j] * s, cy + k[2 * j + 1] * s];
+        }
+        out.push(Detection {
+            bbox: [x1, y1, x2 - x1, y2 - y1],
             landmarks,
             score,
         });
@@ -302,7 +380,7 @@ mod tests {
     #[test]
     fn input_is_padded_to_32_and_never_enlarged() {
         let img = RgbImage::from_pixel(250, 250, image::Rgb([10, 20, 30]));
-        let input = prepare_input(&img, 640);
+        let input = prepare_input(&img, 640, DetectorModel::YuNet);
         assert_eq!((input.width, input.height), (256, 256));
         assert_eq!(input.scale, 1.0);
         // BGR planes: blue first.
@@ -316,7 +394,7 @@ mod tests {
     #[test]
     fn large_images_are_scaled_to_max_side() {
         let img = RgbImage::new(1280, 720);
-        let input = prepare_input(&img, 640);
+        let input = prepare_input(&img, 640, DetectorModel::YuNet);
         assert_eq!((input.width, input.height), (640, 384));
         assert!((input.scale - 0.5).abs() < 1e-6);
     }

@@ -1,7 +1,8 @@
-//! SFace embeddings.
+//! Face embeddings: SFace (default) or, opted into, InsightFace's w600k_mbf.
 //!
 //! The prepared SFace graph takes `[N, 3, 112, 112]` RGB in 0..255 (its normalisation is inside
-//! the graph) and returns `[N, 128]`. With flip test-time augmentation the crop and its mirror
+//! the graph) and returns `[N, 128]`; w600k_mbf takes RGB as (x − 127.5)/127.5 and returns
+//! `[N, 512]`. With flip test-time augmentation the crop and its mirror
 //! run as one batch of two and their embeddings are summed before L2 normalisation.
 
 use ort::value::TensorRef;
@@ -11,11 +12,47 @@ use crate::align::{AlignedFace, CROP};
 use crate::runtime::{Assets, SessionPool};
 use crate::FaceError;
 
-/// Asset path of the prepared recogniser.
-pub const RECOGNISER_MODEL: &str = "models/sface_2021dec_fp32.onnx";
+/// Which recognition network.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RecogniserModel {
+    /// SFace 2021dec (Apache-2.0), 128-d, the default.
+    SFace,
+    /// InsightFace w600k_mbf (MobileFaceNet on WebFace600K; non-commercial upstream), 512-d.
+    Mbf,
+}
 
-/// Dimension of an SFace embedding.
-pub const DIM: usize = 128;
+impl RecogniserModel {
+    /// Asset path of the prepared model.
+    pub fn asset(self) -> &'static str {
+        match self {
+            RecogniserModel::SFace => "models/sface_2021dec_fp32.onnx",
+            RecogniserModel::Mbf => "models/w600k_mbf_prepared.onnx",
+        }
+    }
+
+    /// Embedding dimension.
+    pub fn dim(self) -> usize {
+        match self {
+            RecogniserModel::SFace => 128,
+            RecogniserModel::Mbf => 512,
+        }
+    }
+
+    fn io(self) -> (&'static str, &'static str) {
+        match self {
+            RecogniserModel::SFace => ("data", "fc1"),
+            RecogniserModel::Mbf => ("input.1", "516"),
+        }
+    }
+
+    /// (mean, scale) applied to 0..255 pixel values.
+    fn normalisation(self) -> (f32, f32) {
+        match self {
+            RecogniserModel::SFace => (0.0, 1.0),
+            RecogniserModel::Mbf => (127.5, 1.0 / 127.5),
+        }
+    }
+}
 
 /// A unit-length face embedding.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -42,20 +79,32 @@ impl Embedding {
     }
 }
 
-/// The SFace recogniser.
+/// The recogniser.
 #[derive(Debug)]
 pub struct Embedder {
     pool: SessionPool,
     flip: bool,
+    model: RecogniserModel,
 }
 
 impl Embedder {
-    /// Loads the prepared SFace model. `flip` enables flip test-time augmentation.
-    pub fn load(assets: &Assets, threads: usize, flip: bool) -> Result<Self, FaceError> {
+    /// Loads a prepared model. `flip` enables flip test-time augmentation.
+    pub fn load(
+        assets: &Assets,
+        model: RecogniserModel,
+        threads: usize,
+        flip: bool,
+    ) -> Result<Self, FaceError> {
         Ok(Embedder {
-            pool: SessionPool::new(assets, RECOGNISER_MODEL, threads)?,
+            pool: SessionPool::new(assets, model.asset(), threads)?,
             flip,
+            model,
         })
+    }
+
+    /// The network in use.
+    pub fn model(&self) -> RecogniserModel {
+        self.model
     }
 
     /// Whether flip augmentation is on.
@@ -66,39 +115,42 @@ impl Embedder {
     /// Embeds one aligned crop.
     pub fn embed(&self, face: &AlignedFace) -> Result<Embedding, FaceError> {
         let plane = CROP * CROP;
+        let (mean, scale) = self.model.normalisation();
+        let (input, output) = self.model.io();
+        let dim = self.model.dim();
         let batch = if self.flip { 2 } else { 1 };
         let mut data = vec![0f32; batch * 3 * plane];
         for (i, px) in face.rgb.chunks_exact(3).enumerate() {
             for c in 0..3 {
-                data[c * plane + i] = f32::from(px[c]);
+                data[c * plane + i] = (f32::from(px[c]) - mean) * scale;
             }
             if self.flip {
                 let (y, x) = (i / CROP, i % CROP);
                 let mirrored = y * CROP + (CROP - 1 - x);
                 for c in 0..3 {
-                    data[(3 + c) * plane + mirrored] = f32::from(px[c]);
+                    data[(3 + c) * plane + mirrored] = (f32::from(px[c]) - mean) * scale;
                 }
             }
         }
         let raw = self.pool.with(|session| {
             let tensor = TensorRef::from_array_view(([batch, 3, CROP, CROP], &data[..]))?;
-            let outputs = session.run(ort::inputs!["data" => tensor])?;
-            let out = outputs
-                .get("fc1")
-                .ok_or_else(|| FaceError::Inference("recogniser output fc1 missing".into()))?;
+            let outputs = session.run(ort::inputs![input => tensor])?;
+            let out = outputs.get(output).ok_or_else(|| {
+                FaceError::Inference(format!("recogniser output {output} missing"))
+            })?;
             Ok(out.try_extract_tensor::<f32>()?.1.to_vec())
         })?;
-        if raw.len() != batch * DIM {
+        if raw.len() != batch * dim {
             return Err(FaceError::Inference(format!(
                 "recogniser gave {} values",
                 raw.len()
             )));
         }
-        let mut sum = raw[..DIM].to_vec();
+        let mut sum = raw[..dim].to_vec();
         if self.flip {
             // Each half is normalised first so both views weigh the same.
-            let a = Embedding::normalised(raw[..DIM].to_vec());
-            let b = Embedding::normalised(raw[DIM..].to_vec());
+            let a = Embedding::normalised(raw[..dim].to_vec());
+            let b = Embedding::normalised(raw[dim..].to_vec());
             if let (Some(a), Some(b)) = (a, b) {
                 sum = a.0.iter().zip(&b.0).map(|(x, y)| x + y).collect();
             }

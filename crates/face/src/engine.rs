@@ -6,8 +6,8 @@ use image::RgbImage;
 
 use crate::align::{align, AlignedFace};
 use crate::decode::{decode_image, read_image, DecodeLimits};
-use crate::detect::{Detection, Detector, DetectorConfig};
-use crate::embed::{Embedder, Embedding};
+use crate::detect::{Detection, Detector, DetectorConfig, DetectorModel};
+use crate::embed::{Embedder, Embedding, RecogniserModel};
 use crate::quality::{self, QualityGate, QualityReport};
 use crate::runtime::Assets;
 use crate::FaceError;
@@ -17,6 +17,39 @@ use crate::FaceError;
 /// accuracy over all 3,000 dev pairs (0.31–0.35), where FAR on the dev impostors is 0.13%.
 /// See docs/accuracy.md.
 pub const DEFAULT_THRESHOLD: f32 = 0.33;
+
+/// Threshold for the opt-in InsightFace models (SCRFD + w600k_mbf), chosen the same way on the
+/// same LFW dev pairs (docs/accuracy.md).
+pub const INSIGHTFACE_THRESHOLD: f32 = 0.22;
+
+/// The pair of networks the engine runs.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum ModelSet {
+    /// YuNet + SFace: permissive licences (MIT, Apache-2.0). The default.
+    #[default]
+    Standard,
+    /// InsightFace SCRFD-500M + w600k_mbf: more accurate, but upstream allows non-commercial
+    /// research use only. Loads only with [`EngineConfig::accept_noncommercial_licence`].
+    InsightFace,
+}
+
+impl ModelSet {
+    /// The networks of this set.
+    pub fn models(self) -> (DetectorModel, RecogniserModel) {
+        match self {
+            ModelSet::Standard => (DetectorModel::YuNet, RecogniserModel::SFace),
+            ModelSet::InsightFace => (DetectorModel::Scrfd, RecogniserModel::Mbf),
+        }
+    }
+
+    /// The calibrated match threshold of this set.
+    pub fn default_threshold(self) -> f32 {
+        match self {
+            ModelSet::Standard => DEFAULT_THRESHOLD,
+            ModelSet::InsightFace => INSIGHTFACE_THRESHOLD,
+        }
+    }
+}
 
 /// How to build a [`FaceEngine`].
 #[derive(Clone, Debug)]
@@ -32,6 +65,11 @@ pub struct EngineConfig {
     pub flip: bool,
     /// Limits on decoded images.
     pub limits: DecodeLimits,
+    /// Which networks.
+    pub models: ModelSet,
+    /// The operator has acknowledged that [`ModelSet::InsightFace`]'s weights are licensed for
+    /// non-commercial research use only.
+    pub accept_noncommercial_licence: bool,
 }
 
 impl Default for EngineConfig {
@@ -42,6 +80,8 @@ impl Default for EngineConfig {
             detector: DetectorConfig::default(),
             flip: false,
             limits: DecodeLimits::default(),
+            models: ModelSet::Standard,
+            accept_noncommercial_licence: false,
         }
     }
 }
@@ -61,16 +101,32 @@ pub struct FaceEngine {
     detector: Detector,
     embedder: Embedder,
     limits: DecodeLimits,
+    models: ModelSet,
 }
 
 impl FaceEngine {
     /// Loads both models (checking their sha256) and the runtime.
     pub fn load(config: &EngineConfig) -> Result<Self, FaceError> {
+        if config.models == ModelSet::InsightFace && !config.accept_noncommercial_licence {
+            return Err(FaceError::LicenceNotAcknowledged);
+        }
+        let (det, rec) = config.models.models();
         Ok(FaceEngine {
-            detector: Detector::load(&config.assets, config.threads, config.detector)?,
-            embedder: Embedder::load(&config.assets, config.threads, config.flip)?,
+            detector: Detector::load(&config.assets, det, config.threads, config.detector)?,
+            embedder: Embedder::load(&config.assets, rec, config.threads, config.flip)?,
             limits: config.limits,
+            models: config.models,
         })
+    }
+
+    /// The networks in use.
+    pub fn models(&self) -> ModelSet {
+        self.models
+    }
+
+    /// The calibrated match threshold for the networks in use.
+    pub fn default_threshold(&self) -> f32 {
+        self.models.default_threshold()
     }
 
     /// Whether embeddings use flip test-time augmentation.

@@ -86,6 +86,12 @@ pub enum FaceError {
     /// Landmarks outside the image.
     #[error("face is cut off at the image border")]
     FaceCutOff,
+    /// Non-commercial models requested without acknowledging their licence.
+    #[error(
+        "the InsightFace models are licensed for non-commercial research use only; \
+         acknowledge this explicitly to use them"
+    )]
+    LicenceNotAcknowledged,
     /// Models or runtime missing or wrong.
     #[error("face models unavailable: {0}")]
     ModelUnavailable(String),
@@ -111,6 +117,7 @@ impl HasErrorCode for FaceError {
             FaceError::LowConfidence { .. } => ErrorCode::LowConfidence,
             FaceError::FaceCutOff => ErrorCode::FaceCutOff,
             FaceError::ModelUnavailable(_) => ErrorCode::ModelUnavailable,
+            FaceError::LicenceNotAcknowledged => ErrorCode::LicenceNotAcknowledged,
             FaceError::Inference(_) => ErrorCode::Internal,
         }
     }

@@ -1,5 +1,6 @@
 //! Consentry's face engine: YuNet detection → 5-point similarity alignment to 112×112 → SFace
-//! embedding → cosine score, plus the enrolment quality gate.
+//! embedding → cosine score, plus the enrolment quality gate. InsightFace's SCRFD + w600k_mbf
+//! can replace the two networks ([`ModelSet`]), only with an explicit licence acknowledgement.
 //!
 //! - [`decode`] turns untrusted bytes into an RGB image under size and pixel limits.
 //! - [`detect::Detector`] finds faces and landmarks at the image's own size.
@@ -26,6 +27,8 @@ pub mod runtime;
 
 pub use detect::Detection;
 pub use embed::Embedding;
-pub use engine::{EngineConfig, Face, FaceEngine, DEFAULT_THRESHOLD};
+pub use engine::{
+    EngineConfig, Face, FaceEngine, ModelSet, DEFAULT_THRESHOLD, INSIGHTFACE_THRESHOLD,
+};
 pub use error::FaceError;
 pub use quality::{QualityGate, QualityReport};

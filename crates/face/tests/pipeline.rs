@@ -137,3 +137,27 @@ fn primary_face_prefers_the_central_subject() {
     let obama = load("obama.jpg");
     assert!(score(&img, &obama) > 0.9);
 }
+
+#[test]
+fn insightface_models_need_the_licence_acknowledgement_and_then_work() {
+    use consentry_face::{EngineConfig, FaceEngine, ModelSet};
+    use consentry_types::{ErrorCode, HasErrorCode};
+
+    let mut config = EngineConfig {
+        models: ModelSet::InsightFace,
+        ..EngineConfig::default()
+    };
+    let refused = FaceEngine::load(&config).map(|_| ()).map_err(|e| e.code());
+    assert_eq!(refused, Err(ErrorCode::LicenceNotAcknowledged));
+
+    config.accept_noncommercial_licence = true;
+    let engine = FaceEngine::load(&config).expect("insightface models");
+    assert_eq!(engine.detect(&load("t1.jpg")).expect("detect").len(), 6);
+    let emb = |name: &str| engine.embed_primary(&load(name)).expect(name).embedding;
+    let obama = emb("obama.jpg");
+    assert_eq!(obama.0.len(), 512);
+    let t = engine.default_threshold();
+    assert!(obama.cosine(&emb("obama3.jpg")) > t + 0.15);
+    assert!(obama.cosine(&emb("biden.jpg")) < t - 0.1);
+    assert!(emb("biden.jpg").cosine(&emb("yaoming.jpg")) < t - 0.1);
+}
