@@ -7,7 +7,126 @@ use clap::{Args, Subcommand};
 use consentry_face::FaceEngine;
 use serde_json::json;
 
+use consentry_index::{matrix, FlatIndex, HnswIndex, HnswParams, Index, QuantIndex};
+use consentry_types::ErrorCode;
+use indicatif::{ProgressBar, ProgressStyle};
+
 use crate::Failure;
+
+fn io_failure(what: &std::path::Path, e: std::io::Error) -> Failure {
+    Failure {
+        code: ErrorCode::FileUnreadable,
+        message: format!("{}: {e}", what.display()),
+    }
+}
+
+pub fn gen(a: &GenArgs) -> Result<(), Failure> {
+    let mut rng = matrix::Rng::new(a.seed);
+    let (base, queries) = match a.kind.as_str() {
+        "clustered" => {
+            let per = a.per_identity.max(1);
+            let (g, q, _) = matrix::clustered(a.n / per, per, a.queries, a.dim, a.noise, &mut rng);
+            (g, q)
+        }
+        "random" => (
+            matrix::random_unit(a.n, a.dim, &mut rng),
+            matrix::random_unit(a.queries, a.dim, &mut rng),
+        ),
+        other => {
+            return Err(Failure {
+                code: ErrorCode::InvalidRequest,
+                message: format!("unknown --kind {other}"),
+            })
+        }
+    };
+    matrix::write(&a.out_base, &base).map_err(|e| io_failure(&a.out_base, e))?;
+    matrix::write(&a.out_queries, &queries).map_err(|e| io_failure(&a.out_queries, e))?;
+    Ok(())
+}
+
+pub fn search(a: &SearchArgs) -> Result<(), Failure> {
+    let base = matrix::read(&a.base, a.dim).map_err(|e| io_failure(&a.base, e))?;
+    let queries = matrix::read(&a.queries, a.dim).map_err(|e| io_failure(&a.queries, e))?;
+    let n = base.len() / a.dim;
+    let queries: Vec<&[f32]> = queries.chunks_exact(a.dim).take(a.max_queries).collect();
+    let mut truth: Option<Vec<u64>> = None;
+    let mut names = a.indexes.clone();
+    // Exact search runs first: its answers are the recall reference.
+    names.sort_by_key(|s| s != "flat");
+    if !names.iter().any(|s| s == "flat") {
+        names.insert(0, "flat".into());
+    }
+    for name in &names {
+        let mut index: Box<dyn Index> = match name.as_str() {
+            "flat" => Box::new(FlatIndex::new(a.dim)),
+            "quant" => Box::new(QuantIndex::with_rerank(a.dim, a.rerank)),
+            "hnsw" => Box::new(HnswIndex::new(
+                a.dim,
+                HnswParams {
+                    m: a.m,
+                    ef_construction: a.ef_construction,
+                    ef_search: a.ef,
+                    ..HnswParams::default()
+                },
+            )),
+            other => {
+                return Err(Failure {
+                    code: ErrorCode::InvalidRequest,
+                    message: format!("unknown index {other}"),
+                })
+            }
+        };
+        let bar = ProgressBar::new(n as u64);
+        if let Ok(style) =
+            ProgressStyle::with_template("{msg:6} {bar:40} {pos}/{len} {per_sec} eta {eta}")
+        {
+            bar.set_style(style);
+        }
+        bar.set_message(name.clone());
+        let t = Instant::now();
+        for (i, row) in base.chunks_exact(a.dim).enumerate() {
+            index.add(i as u64, row).map_err(|e| Failure {
+                code: ErrorCode::InvalidRequest,
+                message: format!("row {i}: {e}"),
+            })?;
+            if i % 4096 == 0 {
+                bar.set_position(i as u64);
+            }
+        }
+        bar.finish_and_clear();
+        let build = t.elapsed().as_secs_f64();
+        let mut times = Vec::with_capacity(queries.len());
+        let mut top1 = Vec::with_capacity(queries.len());
+        for q in &queries {
+            let t = Instant::now();
+            let hits = index.search(q, a.k);
+            times.push(t.elapsed().as_secs_f64() * 1e3);
+            top1.push(hits.first().map_or(u64::MAX, |h| h.id));
+        }
+        let recall = match &truth {
+            Some(t) => {
+                t.iter().zip(&top1).filter(|(x, y)| x == y).count() as f64 / t.len().max(1) as f64
+            }
+            None => 1.0,
+        };
+        if truth.is_none() {
+            truth = Some(top1);
+        }
+        let line = json!({
+            "index": name, "n": n, "dim": a.dim, "queries": queries.len(),
+            "build_s": build, "median_ms": median(&mut times), "p99_ms": percentile(&mut times, 0.99),
+            "recall_at_1": recall, "bytes_per_vector": index.bytes_per_vector(),
+        });
+        if a.json {
+            println!("{line}");
+        } else {
+            println!("{line:#}");
+        }
+        // Free one index before building the next (1M x 128 is half a gigabyte each).
+        drop(index);
+    }
+    Ok(())
+}
 
 /// `consentry bench`.
 #[derive(Subcommand)]
@@ -15,6 +134,92 @@ pub enum BenchCommand {
     /// Whole face pipeline per photo (decode + detect + align + embed), one image at a time,
     /// exactly as `compare` and verification run it.
     Pipeline(PipelineArgs),
+    /// Gallery search: build time, median ms per query (1 thread), recall@1 against exact
+    /// search and bytes per vector, for each index.
+    Search(SearchArgs),
+    /// Write synthetic gallery and query matrices (clustered like face embeddings, or random).
+    Gen(GenArgs),
+}
+
+impl BenchCommand {
+    /// Whether `--json` was given.
+    pub fn json(&self) -> bool {
+        match self {
+            BenchCommand::Pipeline(a) => a.json,
+            BenchCommand::Search(a) => a.json,
+            BenchCommand::Gen(_) => false,
+        }
+    }
+}
+
+/// `consentry bench search`.
+#[derive(Args)]
+pub struct SearchArgs {
+    /// Gallery: raw little-endian f32, n x dim.
+    #[arg(long)]
+    base: PathBuf,
+    /// Queries: raw little-endian f32, q x dim.
+    #[arg(long)]
+    queries: PathBuf,
+    /// Vector dimension.
+    #[arg(long, default_value_t = 128)]
+    dim: usize,
+    /// Neighbours per query.
+    #[arg(long, default_value_t = 1)]
+    k: usize,
+    /// Indexes to run: flat, quant, hnsw (comma-separated).
+    #[arg(long, value_delimiter = ',', default_value = "flat,quant,hnsw")]
+    indexes: Vec<String>,
+    /// HNSW links per node.
+    #[arg(long, default_value_t = 16)]
+    m: usize,
+    /// HNSW candidate list while building.
+    #[arg(long, default_value_t = 128)]
+    ef_construction: usize,
+    /// HNSW candidate list while searching.
+    #[arg(long, default_value_t = 64)]
+    ef: usize,
+    /// Candidates re-ranked exactly by the quantised index.
+    #[arg(long, default_value_t = 32)]
+    rerank: usize,
+    /// At most this many queries are timed.
+    #[arg(long, default_value_t = 1000)]
+    max_queries: usize,
+    /// Print JSON lines.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `consentry bench gen`.
+#[derive(Args)]
+pub struct GenArgs {
+    /// Gallery size (rounded down to whole identities for clustered data).
+    #[arg(long)]
+    n: usize,
+    /// Gallery samples per identity (clustered data).
+    #[arg(long, default_value_t = 5)]
+    per_identity: usize,
+    /// Number of queries.
+    #[arg(long, default_value_t = 1000)]
+    queries: usize,
+    /// Dimension.
+    #[arg(long, default_value_t = 128)]
+    dim: usize,
+    /// `clustered` (noisy samples around identity centres) or `random` (unit vectors).
+    #[arg(long, default_value = "clustered")]
+    kind: String,
+    /// Noise norm of a clustered sample around its centre (0.8: genuine cosine about 0.6).
+    #[arg(long, default_value_t = 0.8)]
+    noise: f32,
+    /// Seed.
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+    /// Gallery output file.
+    #[arg(long)]
+    out_base: PathBuf,
+    /// Query output file.
+    #[arg(long)]
+    out_queries: PathBuf,
 }
 
 /// `consentry bench pipeline`.
@@ -46,8 +251,7 @@ fn percentile(v: &mut [f64], p: f64) -> f64 {
     v.get(i).copied().unwrap_or(0.0)
 }
 
-pub fn run(engine: &FaceEngine, cmd: &BenchCommand) -> Result<(), Failure> {
-    let BenchCommand::Pipeline(a) = cmd;
+pub fn pipeline(engine: &FaceEngine, a: &PipelineArgs) -> Result<(), Failure> {
     let mut total = Vec::new();
     let mut stages: [Vec<f64>; 4] = Default::default();
     let mut failures = 0usize;

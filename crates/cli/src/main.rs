@@ -119,27 +119,52 @@ impl From<FaceError> for Failure {
 }
 
 fn main() -> ExitCode {
+    if !cpu_supported() {
+        eprintln!(
+            "error [internal]: this build of consentry needs a CPU with AVX2 and FMA; rebuild for \
+             older CPUs with RUSTFLAGS=\"-C target-cpu=x86-64\" cargo build --release"
+        );
+        return ExitCode::from(70);
+    }
     let cli = Cli::parse();
     let json = match &cli.command {
         Command::Detect(a) => a.json,
         Command::Embed(a) => a.json,
         Command::Compare(a) => a.json,
         Command::Eval(a) => a.json,
-        Command::Bench(bench_cmds::BenchCommand::Pipeline(a)) => a.json,
+        Command::Bench(b) => b.json(),
     };
-    let result = cli
-        .engine
-        .load()
-        .map_err(Failure::from)
-        .and_then(|engine| match &cli.command {
-            Command::Detect(a) => face_cmds::detect(&engine, a),
-            Command::Embed(a) => face_cmds::embed(&engine, a),
-            Command::Compare(a) => face_cmds::compare(&engine, a),
-            Command::Eval(a) => face_cmds::eval(&engine, a),
-            Command::Bench(b) => bench_cmds::run(&engine, b),
-        });
+    let with_engine = |f: &dyn Fn(&FaceEngine) -> Result<(), Failure>| {
+        cli.engine
+            .load()
+            .map_err(Failure::from)
+            .and_then(|engine| f(&engine))
+    };
+    let result = match &cli.command {
+        Command::Detect(a) => with_engine(&|e| face_cmds::detect(e, a)),
+        Command::Embed(a) => with_engine(&|e| face_cmds::embed(e, a)),
+        Command::Compare(a) => with_engine(&|e| face_cmds::compare(e, a)),
+        Command::Eval(a) => with_engine(&|e| face_cmds::eval(e, a)),
+        Command::Bench(bench_cmds::BenchCommand::Pipeline(a)) => {
+            with_engine(&|e| bench_cmds::pipeline(e, a))
+        }
+        Command::Bench(bench_cmds::BenchCommand::Search(a)) => bench_cmds::search(a),
+        Command::Bench(bench_cmds::BenchCommand::Gen(a)) => bench_cmds::gen(a),
+    };
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(f) => f.report(json),
+    }
+}
+
+/// The build targets x86-64-v3 (see .cargo/config.toml): refuse politely on older CPUs.
+fn cpu_supported() -> bool {
+    #[cfg(target_arch = "x86_64")]
+    {
+        std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma")
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        true
     }
 }

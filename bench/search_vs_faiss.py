@@ -1,0 +1,113 @@
+#!/usr/bin/env python3
+"""Gallery search, Consentry's indexes against FAISS, on the same files in one run.
+
+  python3 bench/search_vs_faiss.py [--n 1000000] [--queries 1000] [--kind clustered|random]
+
+Writes the gallery and queries with `consentry bench gen` (raw little-endian f32; clustered:
+5 noisy samples per identity, genuine cosine about 0.6), runs `consentry bench search` on them,
+then FAISS (faiss-cpu, pinned in bench/requirements-faiss.txt, 1 thread) on the very same files:
+IndexFlatIP, IndexScalarQuantizer(QT_8bit) with exact re-ranking (IndexRefineFlat), and
+IndexHNSWFlat with the same M and ef. Prints one table; recall@1 is against exact search.
+Run `cargo build --release` first. FAISS goes into ~/.cache/consentry/faiss-venv.
+"""
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+VENV = Path.home() / ".cache" / "consentry" / "faiss-venv"
+
+
+def ensure_venv():
+    py = VENV / "bin" / "python"
+    if Path(sys.executable).resolve() == py.resolve():
+        return
+    req = (REPO / "bench" / "requirements-faiss.txt").read_text()
+    stamp = VENV / "requirements.txt"
+    if not (py.exists() and stamp.exists() and stamp.read_text() == req):
+        subprocess.run([sys.executable, "-m", "venv", str(VENV)], check=True)
+        subprocess.run([str(py), "-m", "pip", "install", "-q", "--disable-pip-version-check", "-r",
+                        str(REPO / "bench" / "requirements-faiss.txt")], check=True)
+        stamp.write_text(req)
+    os.execv(str(py), [str(py)] + sys.argv)
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--n", type=int, default=1_000_000)
+    ap.add_argument("--queries", type=int, default=1000)
+    ap.add_argument("--dim", type=int, default=128)
+    ap.add_argument("--kind", default="clustered")
+    ap.add_argument("--m", type=int, default=16)
+    ap.add_argument("--ef-construction", type=int, default=64)
+    ap.add_argument("--ef", type=int, default=128)
+    ap.add_argument("--dir", default="/tmp/consentry-search-bench")
+    ap.add_argument("--indexes", default="flat,quant,hnsw")
+    args = ap.parse_args()
+    ensure_venv()
+    import faiss
+    import numpy as np
+
+    faiss.omp_set_num_threads(1)
+    d = Path(args.dir)
+    d.mkdir(parents=True, exist_ok=True)
+    base, queries = d / f"base-{args.kind}-{args.n}.f32", d / f"queries-{args.kind}-{args.n}.f32"
+    consentry = str(REPO / "target" / "release" / "consentry")
+    if not base.exists():
+        subprocess.run([consentry, "bench", "gen", "--n", str(args.n), "--queries", str(args.queries),
+                        "--dim", str(args.dim), "--kind", args.kind, "--out-base", str(base),
+                        "--out-queries", str(queries)], check=True)
+    out = subprocess.run([consentry, "bench", "search", "--base", str(base), "--queries", str(queries),
+                          "--dim", str(args.dim), "--indexes", args.indexes, "--m", str(args.m),
+                          "--ef-construction", str(args.ef_construction), "--ef", str(args.ef), "--json"],
+                         check=True, capture_output=True, text=True)
+    rows = [json.loads(line) for line in out.stdout.splitlines()]
+
+    xb = np.fromfile(base, dtype="<f4").reshape(-1, args.dim)
+    xq = np.fromfile(queries, dtype="<f4").reshape(-1, args.dim)
+
+    def run(name, index, bytes_per_vector, truth=None):
+        t = time.perf_counter()
+        if not index.is_trained:
+            index.train(xb)
+        index.add(xb)
+        build = time.perf_counter() - t
+        times, top1 = [], []
+        for q in xq:
+            t = time.perf_counter()
+            _, ids = index.search(q.reshape(1, -1), 1)
+            times.append((time.perf_counter() - t) * 1e3)
+            top1.append(int(ids[0, 0]))
+        recall = 1.0 if truth is None else sum(a == b for a, b in zip(truth, top1)) / len(top1)
+        rows.append(dict(index=name, n=len(xb), build_s=build, median_ms=statistics.median(times),
+                         recall_at_1=recall, bytes_per_vector=bytes_per_vector))
+        return top1
+
+    truth = run("faiss IndexFlatIP", faiss.IndexFlatIP(args.dim), 4 * args.dim)
+    if "quant" in args.indexes:
+        sq = faiss.IndexScalarQuantizer(args.dim, faiss.ScalarQuantizer.QT_8bit, faiss.METRIC_INNER_PRODUCT)
+        refine = faiss.IndexRefineFlat(sq)
+        refine.k_factor = 32
+        run("faiss SQ8 + refine", refine, 5 * args.dim, truth)
+    if "hnsw" in args.indexes:
+        h = faiss.IndexHNSWFlat(args.dim, args.m, faiss.METRIC_INNER_PRODUCT)
+        h.hnsw.efConstruction = args.ef_construction
+        h.hnsw.efSearch = args.ef
+        run(f"faiss HNSWFlat M{args.m}", h, 4 * args.dim + 8 * args.m, truth)
+
+    flat = next(r for r in rows if r["index"] == "faiss IndexFlatIP")["median_ms"]
+    print(f"n={len(xb)} d={args.dim} data={args.kind} queries={len(xq)} k=1, 1 thread")
+    print(f"{'index':<26}{'build s':>9}{'ms/query':>10}{'vs FAISS flat':>15}{'recall@1':>10}{'bytes/vec':>11}")
+    for r in rows:
+        print(f"{r['index']:<26}{r['build_s']:>9.1f}{r['median_ms']:>10.3f}{r['median_ms'] / flat:>14.2f}x"
+              f"{r['recall_at_1']:>10.4f}{r['bytes_per_vector']:>11.0f}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,415 @@
+//! HNSW: hierarchical navigable small-world graph (Malkov & Yashunin, 2018).
+
+use std::cmp::{Ordering, Reverse};
+use std::collections::{BinaryHeap, HashMap};
+use std::sync::Mutex;
+
+use crate::{check, dot, Hit, Index, IndexError};
+
+/// Graph parameters.
+#[derive(Clone, Copy, Debug)]
+pub struct HnswParams {
+    /// Links per node on the upper levels (twice as many on level 0).
+    pub m: usize,
+    /// Candidate list size while inserting.
+    pub ef_construction: usize,
+    /// Candidate list size while searching (at least k).
+    pub ef_search: usize,
+    /// Seed for the level draw (deterministic builds).
+    pub seed: u64,
+}
+
+impl Default for HnswParams {
+    fn default() -> Self {
+        HnswParams {
+            m: 16,
+            ef_construction: 128,
+            ef_search: 64,
+            seed: 0x5EED_1234_ABCD_0001,
+        }
+    }
+}
+
+#[derive(Clone, Copy, PartialEq)]
+struct Scored(f32, u32);
+
+impl Eq for Scored {}
+impl PartialOrd for Scored {
+    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
+        Some(self.cmp(other))
+    }
+}
+impl Ord for Scored {
+    fn cmp(&self, other: &Self) -> Ordering {
+        self.0.total_cmp(&other.0).then(self.1.cmp(&other.1))
+    }
+}
+
+struct Visited {
+    marks: Vec<u32>,
+    generation: u32,
+}
+
+impl Visited {
+    fn reset(&mut self, n: usize) {
+        if self.marks.len() < n {
+            self.marks.resize(n, 0);
+        }
+        if self.generation == u32::MAX {
+            self.marks.fill(0);
+            self.generation = 0;
+        }
+        self.generation += 1;
+    }
+
+    /// Marks `i`; true when it was not yet marked in this search.
+    fn insert(&mut self, i: u32) -> bool {
+        let slot = &mut self.marks[i as usize];
+        if *slot == self.generation {
+            false
+        } else {
+            *slot = self.generation;
+            true
+        }
+    }
+}
+
+/// An approximate index. Removal marks the node deleted (never returned again), zeroes its
+/// vector, and reconnects its neighbours among themselves; when a quarter of the nodes are
+/// deleted the graph is rebuilt from the live ones.
+pub struct HnswIndex {
+    params: HnswParams,
+    dim: usize,
+    data: Vec<f32>,
+    ids: Vec<u64>,
+    deleted: Vec<bool>,
+    links: Vec<Vec<Vec<u32>>>,
+    slots: HashMap<u64, u32>,
+    entry: Option<u32>,
+    live: usize,
+    rng: u64,
+    visited: Mutex<Vec<Visited>>,
+}
+
+impl std::fmt::Debug for HnswIndex {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("HnswIndex")
+            .field("params", &self.params)
+            .field("dim", &self.dim)
+            .field("live", &self.live)
+            .finish_non_exhaustive()
+    }
+}
+
+impl HnswIndex {
+    /// An empty graph.
+    pub fn new(dim: usize, params: HnswParams) -> Self {
+        HnswIndex {
+            params,
+            dim,
+            data: Vec::new(),
+            ids: Vec::new(),
+            deleted: Vec::new(),
+            links: Vec::new(),
+            slots: HashMap::new(),
+            entry: None,
+            live: 0,
+            rng: params.seed | 1,
+            visited: Mutex::new(Vec::new()),
+        }
+    }
+
+    /// Sets the search candidate list size.
+    pub fn set_ef_search(&mut self, ef: usize) {
+        self.params.ef_search = ef.max(1);
+    }
+
+    fn row(&self, n: u32) -> &[f32] {
+        let i = n as usize * self.dim;
+        &self.data[i..i + self.dim]
+    }
+
+    fn sim(&self, q: &[f32], n: u32) -> f32 {
+        dot(q, self.row(n))
+    }
+
+    fn max_links(&self, level: usize) -> usize {
+        if level == 0 {
+            2 * self.params.m
+        } else {
+            self.params.m
+        }
+    }
+
+    fn draw_level(&mut self) -> usize {
+        // xorshift64*, then a geometric level with mL = 1 / ln(M).
+        self.rng ^= self.rng >> 12;
+        self.rng ^= self.rng << 25;
+        self.rng ^= self.rng >> 27;
+        let r = self.rng.wrapping_mul(0x2545_F491_4F6C_DD1D);
+        let u = ((r >> 11) as f64 + 1.0) / (1u64 << 53) as f64;
+        let ml = 1.0 / (self.params.m.max(2) as f64).ln();
+        ((-u.ln() * ml) as usize).min(16)
+    }
+
+    fn top_level(&self) -> usize {
+        self.entry.map_or(0, |e| self.links[e as usize].len() - 1)
+    }
+
+    fn take_visited(&self) -> Visited {
+        let v = self.visited.lock().ok().and_then(|mut p| p.pop());
+        let mut v = v.unwrap_or(Visited {
+            marks: Vec::new(),
+            generation: 0,
+        });
+        v.reset(self.ids.len());
+        v
+    }
+
+    fn give_visited(&self, v: Visited) {
+        if let Ok(mut p) = self.visited.lock() {
+            p.push(v);
+        }
+    }
+
+    fn greedy(&self, q: &[f32], mut ep: u32, level: usize) -> u32 {
+        let mut best = self.sim(q, ep);
+        loop {
+            let mut changed = false;
+            for &n in &self.links[ep as usize][level] {
+                let s = self.sim(q, n);
+                if s > best {
+                    best = s;
+                    ep = n;
+                    changed = true;
+                }
+            }
+            if !changed {
+                return ep;
+            }
+        }
+    }
+
+    /// Best `ef` nodes found from `ep` on `level`, best first.
+    fn search_layer(&self, q: &[f32], ep: u32, ef: usize, level: usize) -> Vec<Scored> {
+        let mut visited = self.take_visited();
+        visited.insert(ep);
+        let first = Scored(self.sim(q, ep), ep);
+        let mut candidates = BinaryHeap::from([first]);
+        let mut results = BinaryHeap::from([Reverse(first)]);
+        while let Some(Scored(s, n)) = candidates.pop() {
+            let worst = results.peek().map_or(f32::NEG_INFINITY, |r| r.0 .0);
+            if s < worst && results.len() >= ef {
+                break;
+            }
+            for &m in &self.links[n as usize][level] {
+                if !visited.insert(m) {
+                    continue;
+                }
+                let sm = self.sim(q, m);
+                let worst = results.peek().map_or(f32::NEG_INFINITY, |r| r.0 .0);
+                if results.len() < ef || sm > worst {
+                    candidates.push(Scored(sm, m));
+                    results.push(Reverse(Scored(sm, m)));
+                    if results.len() > ef {
+                        results.pop();
+                    }
+                }
+            }
+        }
+        self.give_visited(visited);
+        let mut out: Vec<Scored> = results.into_iter().map(|r| r.0).collect();
+        out.sort_by(|a, b| b.cmp(a));
+        out
+    }
+
+    /// The neighbour-selection heuristic: keep a candidate only when it is closer to the base
+    /// than to every neighbour already kept, which spreads links across clusters.
+    ///
+    /// Slots the heuristic leaves empty are filled with the closest pruned candidates: in high
+    /// intrinsic dimension (face embeddings of many people) the extra links raise recall.
+    fn select(&self, candidates: &[Scored], m: usize) -> Vec<u32> {
+        let mut kept: Vec<u32> = Vec::with_capacity(m);
+        let mut pruned: Vec<u32> = Vec::new();
+        for &Scored(s, c) in candidates {
+            if kept.len() >= m {
+                break;
+            }
+            if self.deleted[c as usize] {
+                continue;
+            }
+            let row = self.row(c);
+            if kept.iter().all(|&k| dot(row, self.row(k)) < s) {
+                kept.push(c);
+            } else {
+                pruned.push(c);
+            }
+        }
+        let room = m.saturating_sub(kept.len());
+        kept.extend(pruned.into_iter().take(room));
+        kept
+    }
+
+    fn shrink(&mut self, n: u32, level: usize) {
+        let max = self.max_links(level);
+        if self.links[n as usize][level].len() <= max {
+            return;
+        }
+        let base = self.row(n).to_vec();
+        let mut cands: Vec<Scored> = self.links[n as usize][level]
+            .iter()
+            .map(|&c| Scored(dot(&base, self.row(c)), c))
+            .collect();
+        cands.sort_by(|a, b| b.cmp(a));
+        let kept = self.select(&cands, max);
+        self.links[n as usize][level] = kept;
+    }
+
+    fn insert_node(&mut self, node: u32) {
+        let level = self.links[node as usize].len() - 1;
+        let Some(entry) = self.entry else {
+            self.entry = Some(node);
+            return;
+        };
+        let q = self.row(node).to_vec();
+        let top = self.top_level();
+        let mut ep = entry;
+        for l in (level + 1..=top).rev() {
+            ep = self.greedy(&q, ep, l);
+        }
+        for l in (0..=level.min(top)).rev() {
+            let found = self.search_layer(&q, ep, self.params.ef_construction, l);
+            let neighbours = self.select(&found, self.params.m);
+            for &nb in &neighbours {
+                self.links[nb as usize][l].push(node);
+                self.shrink(nb, l);
+            }
+            self.links[node as usize][l] = neighbours;
+            if let Some(best) = found.first() {
+                ep = best.1;
+            }
+        }
+        if level > top {
+            self.entry = Some(node);
+        }
+    }
+
+    fn rebuild(&mut self) {
+        let live: Vec<(u64, Vec<f32>)> = (0..self.ids.len())
+            .filter(|&i| !self.deleted[i])
+            .map(|i| (self.ids[i], self.row(i as u32).to_vec()))
+            .collect();
+        let mut fresh = HnswIndex::new(self.dim, self.params);
+        fresh.rng = self.rng;
+        for (id, v) in live {
+            // Vectors were checked when first added.
+            let _ = fresh.add(id, &v);
+        }
+        self.data.fill(0.0);
+        *self = fresh;
+    }
+}
+
+impl Index for HnswIndex {
+    fn dim(&self) -> usize {
+        self.dim
+    }
+
+    fn len(&self) -> usize {
+        self.live
+    }
+
+    fn add(&mut self, id: u64, vector: &[f32]) -> Result<(), IndexError> {
+        check(vector, self.dim)?;
+        if u32::try_from(self.ids.len()).is_err() {
+            return Err(IndexError::Dimension {
+                got: self.ids.len(),
+                want: u32::MAX as usize,
+            });
+        }
+        self.remove(id);
+        let node = self.ids.len() as u32;
+        let level = self.draw_level();
+        self.data.extend_from_slice(vector);
+        self.ids.push(id);
+        self.deleted.push(false);
+        self.links.push(vec![Vec::new(); level + 1]);
+        self.slots.insert(id, node);
+        self.live += 1;
+        self.insert_node(node);
+        Ok(())
+    }
+
+    fn remove(&mut self, id: u64) -> bool {
+        let Some(node) = self.slots.remove(&id) else {
+            return false;
+        };
+        let n = node as usize;
+        self.deleted[n] = true;
+        self.data[n * self.dim..(n + 1) * self.dim].fill(0.0);
+        self.live -= 1;
+        // Reconnect: each neighbour gets the removed node's other neighbours as candidates.
+        for level in 0..self.links[n].len() {
+            let around: Vec<u32> = self.links[n][level].clone();
+            for &a in &around {
+                let row = self.row(a).to_vec();
+                let mut cands: Vec<Scored> = self.links[a as usize][level]
+                    .iter()
+                    .chain(around.iter())
+                    .filter(|&&c| c != a && c != node && !self.deleted[c as usize])
+                    .map(|&c| Scored(dot(&row, self.row(c)), c))
+                    .collect();
+                cands.sort_by(|x, y| y.cmp(x));
+                cands.dedup_by_key(|s| s.1);
+                let kept = self.select(&cands, self.max_links(level));
+                self.links[a as usize][level] = kept;
+            }
+        }
+        if self.entry == Some(node) {
+            self.entry = (0..self.ids.len() as u32)
+                .filter(|&i| !self.deleted[i as usize])
+                .max_by_key(|&i| self.links[i as usize].len());
+        }
+        if self.live == 0 {
+            self.entry = None;
+        }
+        if self.ids.len() > 64 && self.live * 4 < self.ids.len() * 3 {
+            self.rebuild();
+        }
+        true
+    }
+
+    fn search(&self, query: &[f32], k: usize) -> Vec<Hit> {
+        let Some(entry) = self.entry else {
+            return Vec::new();
+        };
+        if query.len() != self.dim || k == 0 {
+            return Vec::new();
+        }
+        let mut ep = entry;
+        for l in (1..=self.top_level()).rev() {
+            ep = self.greedy(query, ep, l);
+        }
+        let found = self.search_layer(query, ep, self.params.ef_search.max(k), 0);
+        found
+            .into_iter()
+            .filter(|s| !self.deleted[s.1 as usize])
+            .take(k)
+            .map(|s| Hit {
+                id: self.ids[s.1 as usize],
+                score: s.0,
+            })
+            .collect()
+    }
+
+    fn bytes_per_vector(&self) -> f64 {
+        let nodes = self.ids.len().max(1) as f64;
+        let links: usize = self
+            .links
+            .iter()
+            .map(|levels| 24 + levels.iter().map(|l| 24 + 4 * l.capacity()).sum::<usize>())
+            .sum();
+        let per_node = (self.dim * 4 + 8 + 1) as f64 + links as f64 / nodes;
+        per_node * nodes / self.live.max(1) as f64 + 17.0
+    }
+}

@@ -1,0 +1,109 @@
+//! Consentry's gallery index: the 1:N search behind identification at a gate.
+//!
+//! Three implementations of one [`Index`] trait (add, remove, top-k search by cosine):
+//! - [`FlatIndex`]: exact search over a contiguous `f32` matrix (dot products the compiler
+//!   vectorises 8 lanes wide).
+//! - [`QuantIndex`]: 8-bit scalar-quantised vectors scanned first, then the best candidates
+//!   re-ranked exactly against their `f32` vectors.
+//! - [`HnswIndex`]: an approximate HNSW graph (Malkov & Yashunin) for large galleries.
+//!
+//! Vectors are unit length, so cosine is the dot product. Removal is immediate in all three: a
+//! removed id is never returned again, and its vector is overwritten in memory (the HNSW keeps
+//! the node, zeroed, as a waypoint until the next rebuild). [`matrix`] reads and writes raw
+//! little-endian `f32` matrices and makes clustered test data that behaves like face embeddings.
+#![forbid(unsafe_code)]
+#![deny(missing_docs)]
+
+mod flat;
+mod hnsw;
+pub mod matrix;
+mod quant;
+mod topk;
+
+pub use flat::FlatIndex;
+pub use hnsw::{HnswIndex, HnswParams};
+pub use quant::QuantIndex;
+
+/// One search result.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Hit {
+    /// The id given to [`Index::add`].
+    pub id: u64,
+    /// Cosine similarity with the query.
+    pub score: f32,
+}
+
+/// Errors from index operations.
+#[derive(Debug, thiserror::Error, PartialEq)]
+#[non_exhaustive]
+pub enum IndexError {
+    /// A vector's length differs from the index dimension.
+    #[error("vector has {got} dimensions, the index has {want}")]
+    Dimension {
+        /// Length given.
+        got: usize,
+        /// Index dimension.
+        want: usize,
+    },
+    /// A vector with NaN or infinite components.
+    #[error("vector is not finite")]
+    NotFinite,
+}
+
+/// A searchable set of unit vectors keyed by `u64` ids.
+pub trait Index: Send + Sync {
+    /// Vector dimension.
+    fn dim(&self) -> usize;
+    /// Number of live (not removed) vectors.
+    fn len(&self) -> usize;
+    /// True when no live vectors.
+    fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+    /// Adds a vector, replacing any vector already stored under `id`.
+    fn add(&mut self, id: u64, vector: &[f32]) -> Result<(), IndexError>;
+    /// Removes `id`; true when it was present. Effective for every later search.
+    fn remove(&mut self, id: u64) -> bool;
+    /// The `k` best matches, best first.
+    fn search(&self, query: &[f32], k: usize) -> Vec<Hit>;
+    /// Memory held per live vector, in bytes (vectors, ids, graph; not allocator slack).
+    fn bytes_per_vector(&self) -> f64;
+}
+
+pub(crate) fn check(vector: &[f32], dim: usize) -> Result<(), IndexError> {
+    if vector.len() != dim {
+        return Err(IndexError::Dimension {
+            got: vector.len(),
+            want: dim,
+        });
+    }
+    if vector.iter().any(|x| !x.is_finite()) {
+        return Err(IndexError::NotFinite);
+    }
+    Ok(())
+}
+
+/// Dot product, written so the compiler vectorises it (one 8-lane accumulator per chunk of 8;
+/// measured faster here than 32 lanes or four rows at a time, which LLVM did not vectorise as
+/// well).
+#[inline]
+pub fn dot(a: &[f32], b: &[f32]) -> f32 {
+    let n = a.len().min(b.len());
+    let (a, b) = (&a[..n], &b[..n]);
+    let mut acc = [0f32; 8];
+    let chunks = n / 8;
+    for c in 0..chunks {
+        let (x, y) = (&a[c * 8..c * 8 + 8], &b[c * 8..c * 8 + 8]);
+        for j in 0..8 {
+            acc[j] = x[j].mul_add(y[j], acc[j]);
+        }
+    }
+    let mut sum = (acc[0] + acc[4]) + (acc[1] + acc[5]) + ((acc[2] + acc[6]) + (acc[3] + acc[7]));
+    for i in chunks * 8..n {
+        sum += a[i] * b[i];
+    }
+    sum
+}
+
+#[cfg(test)]
+mod tests;

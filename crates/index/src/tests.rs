@@ -1,0 +1,126 @@
+use crate::matrix::{clustered, random_unit, Rng};
+use crate::{FlatIndex, HnswIndex, HnswParams, Index, IndexError, QuantIndex};
+
+const D: usize = 128;
+
+fn brute(data: &[f32], q: &[f32]) -> (u64, f32) {
+    data.chunks_exact(D)
+        .enumerate()
+        .map(|(i, r)| (i as u64, r.iter().zip(q).map(|(a, b)| a * b).sum::<f32>()))
+        .fold((0, f32::MIN), |b, x| if x.1 > b.1 { x } else { b })
+}
+
+fn fill(index: &mut dyn Index, data: &[f32]) {
+    for (i, row) in data.chunks_exact(D).enumerate() {
+        index.add(i as u64, row).expect("add");
+    }
+}
+
+fn all() -> Vec<Box<dyn Index>> {
+    vec![
+        Box::new(FlatIndex::new(D)),
+        Box::new(QuantIndex::new(D)),
+        Box::new(HnswIndex::new(D, HnswParams::default())),
+    ]
+}
+
+#[test]
+fn every_index_finds_the_exact_best_on_clustered_data() {
+    let mut rng = Rng::new(7);
+    let (gallery, queries, who) = clustered(1000, 3, 200, D, 0.8, &mut rng);
+    for mut index in all() {
+        fill(index.as_mut(), &gallery);
+        assert_eq!(index.len(), 3000);
+        let mut agree = 0;
+        for (qi, q) in queries.chunks_exact(D).enumerate() {
+            let hits = index.search(q, 5);
+            assert!(hits.windows(2).all(|w| w[0].score >= w[1].score));
+            let (best, score) = brute(&gallery, q);
+            if hits.first().map(|h| h.id) == Some(best) {
+                agree += 1;
+                assert!((hits[0].score - score).abs() < 1e-4, "scores are exact");
+            }
+            // The generating identity is the true match in this data.
+            assert_eq!(best / 3, who[qi] as u64);
+        }
+        assert!(
+            agree >= 198,
+            "{index:?}: recall@1 {agree}/200",
+            index = index.len()
+        );
+    }
+}
+
+#[test]
+fn removal_is_immediate_and_replacement_updates() {
+    let mut rng = Rng::new(11);
+    let data = random_unit(500, D, &mut rng);
+    for mut index in all() {
+        fill(index.as_mut(), &data);
+        for id in (0..500u64).step_by(3) {
+            assert!(index.remove(id));
+            assert!(!index.remove(id));
+        }
+        for (i, q) in data.chunks_exact(D).enumerate() {
+            let hits = index.search(q, 3);
+            assert!(hits.iter().all(|h| h.id % 3 != 0), "a removed id matched");
+            if i % 3 != 0 {
+                assert_eq!(hits[0].id, i as u64);
+            }
+        }
+        // Replace id 1 with the vector of id 2: a query for 2's vector now finds both.
+        index.add(1, &data[2 * D..3 * D]).expect("replace");
+        let hits = index.search(&data[2 * D..3 * D], 2);
+        let mut ids: Vec<u64> = hits.iter().map(|h| h.id).collect();
+        ids.sort();
+        assert_eq!(ids, vec![1, 2]);
+        assert_eq!(index.len(), 500 - 167);
+    }
+}
+
+#[test]
+fn removing_most_nodes_keeps_hnsw_searchable() {
+    let mut rng = Rng::new(3);
+    let data = random_unit(400, D, &mut rng);
+    let mut index = HnswIndex::new(D, HnswParams::default());
+    fill(&mut index, &data);
+    for id in 0..390u64 {
+        index.remove(id);
+    }
+    for i in 390..400 {
+        assert_eq!(index.search(&data[i * D..(i + 1) * D], 1)[0].id, i as u64);
+    }
+    for id in 390..400u64 {
+        index.remove(id);
+    }
+    assert!(index.is_empty());
+    assert!(index.search(&data[..D], 1).is_empty());
+}
+
+#[test]
+fn bad_vectors_are_refused() {
+    for mut index in all() {
+        assert_eq!(
+            index.add(1, &[0.5; 3]),
+            Err(IndexError::Dimension { got: 3, want: D })
+        );
+        let mut v = vec![0.1; D];
+        v[5] = f32::NAN;
+        assert_eq!(index.add(1, &v), Err(IndexError::NotFinite));
+        assert!(index.search(&[0.0; 3], 1).is_empty());
+        assert!(index.is_empty());
+        assert!(index.bytes_per_vector() >= (D * 4) as f64);
+    }
+}
+
+#[test]
+fn matrix_files_round_trip() {
+    let dir = std::env::temp_dir().join(format!("consentry-index-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("dir");
+    let path = dir.join("m.f32");
+    let data = random_unit(10, D, &mut Rng::new(1));
+    crate::matrix::write(&path, &data).expect("write");
+    assert_eq!(crate::matrix::read(&path, D).expect("read"), data);
+    assert!(crate::matrix::read(&path, 7 * D).is_err());
+    let _ = std::fs::remove_dir_all(&dir);
+}
