@@ -90,17 +90,21 @@ pub(crate) fn check(vector: &[f32], dim: usize) -> Result<(), IndexError> {
 pub fn dot(a: &[f32], b: &[f32]) -> f32 {
     let n = a.len().min(b.len());
     let (a, b) = (&a[..n], &b[..n]);
-    let mut acc = [0f32; 8];
-    let chunks = n / 8;
-    for c in 0..chunks {
-        let (x, y) = (&a[c * 8..c * 8 + 8], &b[c * 8..c * 8 + 8]);
+    let (mut p, mut q) = ([0f32; 8], [0f32; 8]);
+    let mut xs = a.chunks_exact(16);
+    let mut ys = b.chunks_exact(16);
+    for (x, y) in xs.by_ref().zip(ys.by_ref()) {
         for j in 0..8 {
-            acc[j] = x[j].mul_add(y[j], acc[j]);
+            p[j] = x[j].mul_add(y[j], p[j]);
+            q[j] = x[j + 8].mul_add(y[j + 8], q[j]);
         }
     }
-    let mut sum = (acc[0] + acc[4]) + (acc[1] + acc[5]) + ((acc[2] + acc[6]) + (acc[3] + acc[7]));
-    for i in chunks * 8..n {
-        sum += a[i] * b[i];
+    let mut sum = 0.0;
+    for j in 0..8 {
+        sum += p[j] + q[j];
+    }
+    for (x, y) in xs.remainder().iter().zip(ys.remainder()) {
+        sum += x * y;
     }
     sum
 }
