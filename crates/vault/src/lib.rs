@@ -1,0 +1,29 @@
+//! Consentry's protected template vault: what makes a stolen database useless.
+//!
+//! - [`Kek`]: a tenant's key-encryption key. It never lives in the database (the server reads
+//!   it from a key file or the environment); it only wraps data keys.
+//! - [`DataKey`]: one random key per subject, stored only wrapped ([`WrappedKey`]) by the
+//!   tenant's KEK. Deleting the wrapped key destroys every template of that subject
+//!   (crypto-shredding): the ciphertexts that remain can no longer be opened by anyone.
+//! - [`TemplateTransform`]: a secret random orthogonal matrix per tenant, derived from a
+//!   [`TransformSecret`]. Templates are multiplied by it before sealing, which leaves cosine
+//!   scores unchanged within the tenant and makes templates of two tenants unlinkable (the
+//!   same face enrolled at two tenants gives unrelated vectors). A new secret re-keys it.
+//! - Sealing: XChaCha20-Poly1305 with a random 192-bit nonce, the associated data binding the
+//!   tenant, subject and template ids, so a ciphertext moved to another record fails to open.
+//!
+//! Every secret type zeroizes on drop and redacts itself in `Debug`; secret comparisons are
+//! constant-time.
+#![forbid(unsafe_code)]
+#![deny(missing_docs)]
+
+mod error;
+mod keys;
+mod transform;
+
+pub use error::VaultError;
+pub use keys::{DataKey, Kek, KeyContext, TemplateContext, WrappedKey};
+pub use transform::{TemplateTransform, TransformSecret};
+
+#[cfg(test)]
+mod tests;
