@@ -33,7 +33,7 @@ VENV = CACHE / "bench-venv"
 
 def ensure_venv():
     py = VENV / "bin" / "python"
-    if Path(sys.executable).resolve() == py.resolve():
+    if Path(sys.prefix).resolve() == VENV.resolve():
         return
     stamp = VENV / "requirements.txt"
     req = (REPO / "bench" / "requirements.txt").read_text()

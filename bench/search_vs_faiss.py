@@ -26,7 +26,7 @@ VENV = Path.home() / ".cache" / "consentry" / "faiss-venv"
 
 def ensure_venv():
     py = VENV / "bin" / "python"
-    if Path(sys.executable).resolve() == py.resolve():
+    if Path(sys.prefix).resolve() == VENV.resolve():
         return
     req = (REPO / "bench" / "requirements-faiss.txt").read_text()
     stamp = VENV / "requirements.txt"

@@ -44,6 +44,14 @@ pub fn gen(a: &GenArgs) -> Result<(), Failure> {
     Ok(())
 }
 
+/// Peak resident memory of this process so far (Linux `VmHWM`), in MiB.
+fn peak_rss_mib() -> Option<f64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let kib: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kib / 1024.0)
+}
+
 pub fn search(a: &SearchArgs) -> Result<(), Failure> {
     let base = matrix::read(&a.base, a.dim).map_err(|e| io_failure(&a.base, e))?;
     let queries = matrix::read(&a.queries, a.dim).map_err(|e| io_failure(&a.queries, e))?;
@@ -116,6 +124,7 @@ pub fn search(a: &SearchArgs) -> Result<(), Failure> {
             "index": name, "n": n, "dim": a.dim, "queries": queries.len(),
             "build_s": build, "median_ms": median(&mut times), "p99_ms": percentile(&mut times, 0.99),
             "recall_at_1": recall, "bytes_per_vector": index.bytes_per_vector(),
+            "process_peak_rss_mib": peak_rss_mib(),
         });
         if a.json {
             println!("{line}");

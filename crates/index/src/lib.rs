@@ -83,27 +83,32 @@ pub(crate) fn check(vector: &[f32], dim: usize) -> Result<(), IndexError> {
     Ok(())
 }
 
-/// Dot product, written so the compiler vectorises it (one 8-lane accumulator per chunk of 8;
-/// measured faster here than 32 lanes or four rows at a time, which LLVM did not vectorise as
-/// well).
+/// Dot product, written so the compiler vectorises it: the slices are viewed as arrays of 8
+/// floats (one AVX register) and summed in two independent accumulators.
 #[inline]
 pub fn dot(a: &[f32], b: &[f32]) -> f32 {
     let n = a.len().min(b.len());
-    let (a, b) = (&a[..n], &b[..n]);
+    let (xa, ta) = a[..n].as_chunks::<8>();
+    let (xb, tb) = b[..n].as_chunks::<8>();
     let (mut p, mut q) = ([0f32; 8], [0f32; 8]);
-    let mut xs = a.chunks_exact(16);
-    let mut ys = b.chunks_exact(16);
-    for (x, y) in xs.by_ref().zip(ys.by_ref()) {
+    let mut pairs = xa.chunks_exact(2).zip(xb.chunks_exact(2));
+    for (x, y) in pairs.by_ref() {
+        for j in 0..8 {
+            p[j] = x[0][j].mul_add(y[0][j], p[j]);
+            q[j] = x[1][j].mul_add(y[1][j], q[j]);
+        }
+    }
+    if xa.len() % 2 == 1 {
+        let (x, y) = (&xa[xa.len() - 1], &xb[xb.len() - 1]);
         for j in 0..8 {
             p[j] = x[j].mul_add(y[j], p[j]);
-            q[j] = x[j + 8].mul_add(y[j + 8], q[j]);
         }
     }
     let mut sum = 0.0;
     for j in 0..8 {
         sum += p[j] + q[j];
     }
-    for (x, y) in xs.remainder().iter().zip(ys.remainder()) {
+    for (x, y) in ta.iter().zip(tb) {
         sum += x * y;
     }
     sum

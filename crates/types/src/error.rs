@@ -83,6 +83,8 @@ catalogue! {
     FaceCutOff => ("face_cut_off", Quality, 422),
     /// A model file or the ONNX Runtime library is missing or fails its check.
     ModelUnavailable => ("model_unavailable", Setup, 503),
+    /// The database cannot be reached or refused an operation.
+    StorageUnavailable => ("storage_unavailable", Setup, 503),
     /// A tenant key (key-encryption key or transform secret) is missing or malformed.
     KeyUnavailable => ("key_unavailable", Setup, 503),
     /// Models under a restrictive licence were requested without acknowledging it.
