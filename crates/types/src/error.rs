@@ -67,6 +67,14 @@ catalogue! {
     FileUnreadable => ("file_unreadable", Input, 400),
     /// The request or command arguments are malformed.
     InvalidRequest => ("invalid_request", Input, 400),
+    /// No API key, or one that is unknown, expired or revoked.
+    Unauthorized => ("unauthorized", Input, 401),
+    /// The API key's role may not do this.
+    Forbidden => ("forbidden", Input, 403),
+    /// No such record in the caller's tenant (the same answer whether it exists elsewhere).
+    NotFound => ("not_found", Input, 404),
+    /// The subject has no active consent for this purpose.
+    ConsentRequired => ("consent_required", Input, 403),
     /// No face was found in the image.
     NoFace => ("no_face", Quality, 422),
     /// Several faces were found where exactly one is required.

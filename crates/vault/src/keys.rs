@@ -114,6 +114,11 @@ impl Kek {
         Kek(random32())
     }
 
+    /// From raw bytes (e.g. derived per tenant from a root key).
+    pub fn from_bytes(bytes: [u8; 32]) -> Kek {
+        Kek(bytes)
+    }
+
     /// From 64 hex digits (a key file's content or an environment variable).
     pub fn from_hex(text: &str) -> Result<Kek, VaultError> {
         parse_hex(text).map(Kek)
@@ -226,6 +231,21 @@ impl std::fmt::Debug for DataKey {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str("DataKey(<redacted>)")
     }
+}
+
+/// Parses 64 hex digits into 32 bytes (for key files).
+pub fn key_from_hex(text: &str) -> Result<[u8; 32], VaultError> {
+    parse_hex(text)
+}
+
+/// 32 bytes as 64 hex digits.
+pub fn key_to_hex(bytes: &[u8; 32]) -> Zeroizing<String> {
+    to_hex(bytes)
+}
+
+/// 32 random bytes from the operating system.
+pub fn random_key() -> [u8; 32] {
+    random32()
 }
 
 pub(crate) fn secret_from_hex(text: &str) -> Result<[u8; 32], VaultError> {

@@ -22,7 +22,9 @@ mod keys;
 mod transform;
 
 pub use error::VaultError;
-pub use keys::{DataKey, Kek, KeyContext, TemplateContext, WrappedKey};
+pub use keys::{
+    key_from_hex, key_to_hex, random_key, DataKey, Kek, KeyContext, TemplateContext, WrappedKey,
+};
 pub use transform::{TemplateTransform, TransformSecret};
 
 #[cfg(test)]

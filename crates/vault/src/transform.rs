@@ -19,6 +19,11 @@ impl TransformSecret {
         TransformSecret(random_secret())
     }
 
+    /// From raw bytes (e.g. derived per tenant from a root key).
+    pub fn from_bytes(bytes: [u8; 32]) -> Self {
+        TransformSecret(bytes)
+    }
+
     /// From 64 hex digits.
     pub fn from_hex(text: &str) -> Result<Self, VaultError> {
         secret_from_hex(text).map(TransformSecret)

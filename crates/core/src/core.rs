@@ -1,0 +1,535 @@
+//! The actions.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use consentry_db::Db;
+use consentry_face::{FaceEngine, QualityGate};
+use consentry_vault::{random_key, KeyContext, TemplateContext, TemplateTransform, WrappedKey};
+use sha2::{Digest, Sha256};
+use sqlx::Row;
+use subtle::ConstantTimeEq;
+
+use crate::receipt::ConsentReceipt;
+use crate::{CoreError, Keyring};
+
+/// Longest retention any template gets, whatever the consent says: three years.
+const MAX_RETENTION_DAYS: i64 = 3 * 365;
+
+/// What an API key may do.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Role {
+    /// Manage the tenant: keys, subjects, consents, enrolment.
+    Admin,
+    /// Work with subjects: enrol, verify, delete.
+    Operator,
+    /// A gate or kiosk: verify and identify only.
+    Device,
+}
+
+impl Role {
+    /// The stored name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Admin => "admin",
+            Role::Operator => "operator",
+            Role::Device => "device",
+        }
+    }
+
+    fn parse(s: &str) -> Option<Role> {
+        match s {
+            "admin" => Some(Role::Admin),
+            "operator" => Some(Role::Operator),
+            "device" => Some(Role::Device),
+            _ => None,
+        }
+    }
+}
+
+/// What a consent (and the templates enrolled under it) is for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Purpose {
+    /// Access decisions at a gate (1:N identification).
+    Access,
+    /// Verifying a claimed identity (1:1).
+    Verification,
+}
+
+impl Purpose {
+    /// The stored name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Purpose::Access => "access",
+            Purpose::Verification => "verification",
+        }
+    }
+
+    /// Parses `access` or `verification`.
+    pub fn parse(s: &str) -> Result<Purpose, CoreError> {
+        match s {
+            "access" => Ok(Purpose::Access),
+            "verification" => Ok(Purpose::Verification),
+            _ => Err(CoreError::Invalid(
+                "purpose must be access or verification".into(),
+            )),
+        }
+    }
+}
+
+/// An authenticated caller: one tenant, one role.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Principal {
+    /// The tenant the key belongs to; every query is confined to it.
+    pub tenant: String,
+    /// The key's role.
+    pub role: Role,
+}
+
+impl Principal {
+    fn require(&self, allowed: &[Role]) -> Result<(), CoreError> {
+        if allowed.contains(&self.role) {
+            Ok(())
+        } else {
+            Err(CoreError::Forbidden)
+        }
+    }
+}
+
+/// A 1:1 decision. A subject that does not exist, has no template, or does not match all give
+/// the same `deny`, so the answer never reveals whether an id exists.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Decision {
+    /// Access granted.
+    pub allow: bool,
+    /// Best cosine score (0 when there was nothing to compare with).
+    pub score: f32,
+}
+
+/// The domain core. Cheap to share (`Arc<Core>`).
+pub struct Core {
+    db: Db,
+    engine: Arc<FaceEngine>,
+    keys: Keyring,
+    gate: QualityGate,
+    transforms: Mutex<HashMap<String, Arc<TemplateTransform>>>,
+}
+
+impl std::fmt::Debug for Core {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Core")
+            .field("db", &self.db.backend())
+            .finish_non_exhaustive()
+    }
+}
+
+fn now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
+}
+
+fn new_id() -> String {
+    random_key()[..16]
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+fn key_hash(key: &str) -> Vec<u8> {
+    Sha256::digest(key.as_bytes()).to_vec()
+}
+
+impl Core {
+    /// A core over a migrated database, a loaded engine and the keyring.
+    pub fn new(db: Db, engine: Arc<FaceEngine>, keys: Keyring) -> Core {
+        Core {
+            db,
+            engine,
+            keys,
+            gate: QualityGate::default(),
+            transforms: Mutex::new(HashMap::new()),
+        }
+    }
+
+    fn transform(&self, tenant: &str) -> Arc<TemplateTransform> {
+        if let Some(t) = self
+            .transforms
+            .lock()
+            .ok()
+            .and_then(|m| m.get(tenant).cloned())
+        {
+            return t;
+        }
+        let dim = self.engine.models().models().1.dim();
+        let t = Arc::new(TemplateTransform::derive(
+            &self.keys.transform_secret(tenant),
+            dim,
+        ));
+        if let Ok(mut m) = self.transforms.lock() {
+            m.insert(tenant.to_string(), t.clone());
+        }
+        t
+    }
+
+    /// Creates a tenant and its first admin key; the key is returned once and stored only as
+    /// its SHA-256 (keys are 256 random bits, so a fast hash is enough).
+    pub async fn bootstrap_tenant(&self, name: &str) -> Result<(String, String), CoreError> {
+        let name = name.trim();
+        if name.is_empty() || name.len() > 200 {
+            return Err(CoreError::Invalid(
+                "tenant name must be 1 to 200 characters".into(),
+            ));
+        }
+        let tenant = new_id();
+        let key = format!("cs_{}", consentry_vault::key_to_hex(&random_key()).as_str());
+        let mut tx = self.db.pool().begin().await?;
+        sqlx::query("INSERT INTO tenants (id, name, kek_id, created_at) VALUES ($1, $2, $3, $4)")
+            .bind(&tenant)
+            .bind(name)
+            .bind(self.keys.kek(&tenant).id())
+            .bind(now())
+            .execute(&mut *tx)
+            .await?;
+        self.insert_key(&mut tx, &tenant, Role::Admin, &key).await?;
+        tx.commit().await?;
+        Ok((tenant, key))
+    }
+
+    async fn insert_key(
+        &self,
+        tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+        tenant: &str,
+        role: Role,
+        key: &str,
+    ) -> Result<(), CoreError> {
+        sqlx::query(
+            "INSERT INTO api_keys (id, tenant_id, role, key_hash, created_at) VALUES ($1, $2, $3, $4, $5)",
+        )
+        .bind(new_id())
+        .bind(tenant)
+        .bind(role.as_str())
+        .bind(key_hash(key))
+        .bind(now())
+        .execute(&mut **tx)
+        .await?;
+        Ok(())
+    }
+
+    /// Issues another key for the caller's tenant (admins only).
+    pub async fn create_api_key(&self, p: &Principal, role: Role) -> Result<String, CoreError> {
+        p.require(&[Role::Admin])?;
+        let key = format!("cs_{}", consentry_vault::key_to_hex(&random_key()).as_str());
+        let mut tx = self.db.pool().begin().await?;
+        self.insert_key(&mut tx, &p.tenant, role, &key).await?;
+        tx.commit().await?;
+        Ok(key)
+    }
+
+    /// Resolves a bearer key to its tenant and role.
+    pub async fn authenticate(&self, key: &str) -> Result<Principal, CoreError> {
+        if !key.starts_with("cs_") || key.len() != 67 {
+            return Err(CoreError::Unauthorized);
+        }
+        let hash = key_hash(key);
+        let row = sqlx::query(
+            "SELECT tenant_id, role, key_hash, expires_at, revoked_at FROM api_keys WHERE key_hash = $1",
+        )
+        .bind(hash.clone())
+        .fetch_optional(self.db.pool())
+        .await?
+        .ok_or(CoreError::Unauthorized)?;
+        let stored: Vec<u8> = row.try_get("key_hash")?;
+        let expires: Option<i64> = row.try_get("expires_at")?;
+        let revoked: Option<i64> = row.try_get("revoked_at")?;
+        let same: bool = stored.ct_eq(&hash).into();
+        if !same || revoked.is_some() || expires.is_some_and(|e| e <= now()) {
+            return Err(CoreError::Unauthorized);
+        }
+        let role =
+            Role::parse(&row.try_get::<String, _>("role")?).ok_or(CoreError::Unauthorized)?;
+        Ok(Principal {
+            tenant: row.try_get("tenant_id")?,
+            role,
+        })
+    }
+
+    /// Creates a subject with its own data key (stored wrapped by the tenant's KEK).
+    pub async fn create_subject(&self, p: &Principal) -> Result<String, CoreError> {
+        p.require(&[Role::Admin, Role::Operator])?;
+        let subject = new_id();
+        let kek = self.keys.kek(&p.tenant);
+        let wrapped = kek.wrap(
+            &consentry_vault::DataKey::generate(),
+            KeyContext {
+                tenant: &p.tenant,
+                subject: &subject,
+            },
+        );
+        let mut tx = self.db.pool().begin().await?;
+        sqlx::query("INSERT INTO subjects (id, tenant_id, created_at) VALUES ($1, $2, $3)")
+            .bind(&subject)
+            .bind(&p.tenant)
+            .bind(now())
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query("INSERT INTO data_keys (subject_id, kek_id, wrapped) VALUES ($1, $2, $3)")
+            .bind(&subject)
+            .bind(kek.id())
+            .bind(wrapped.0)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(subject)
+    }
+
+    /// Deletes a subject: its data key is destroyed in the same transaction as its rows, so
+    /// any copy of its ciphertexts (a backup, a replica) can no longer be opened.
+    pub async fn delete_subject(&self, p: &Principal, subject: &str) -> Result<(), CoreError> {
+        p.require(&[Role::Admin, Role::Operator])?;
+        let mut tx = self.db.pool().begin().await?;
+        sqlx::query(
+            "DELETE FROM data_keys WHERE subject_id IN (SELECT id FROM subjects WHERE id = $1 AND tenant_id = $2)",
+        )
+        .bind(subject)
+        .bind(&p.tenant)
+        .execute(&mut *tx)
+        .await?;
+        let gone = sqlx::query("DELETE FROM subjects WHERE id = $1 AND tenant_id = $2")
+            .bind(subject)
+            .bind(&p.tenant)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+        if gone == 0 {
+            return Err(CoreError::NotFound);
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Records consent for a purpose and returns the signed receipt.
+    pub async fn grant_consent(
+        &self,
+        p: &Principal,
+        subject: &str,
+        purpose: Purpose,
+        retention_days: i64,
+    ) -> Result<ConsentReceipt, CoreError> {
+        p.require(&[Role::Admin, Role::Operator])?;
+        if !(1..=MAX_RETENTION_DAYS).contains(&retention_days) {
+            return Err(CoreError::Invalid(format!(
+                "retention_days must be 1 to {MAX_RETENTION_DAYS}"
+            )));
+        }
+        let receipt = ConsentReceipt {
+            consent_id: new_id(),
+            tenant_id: p.tenant.clone(),
+            subject_id: subject.to_string(),
+            purpose: purpose.as_str().to_string(),
+            retention_days,
+            granted_at: now(),
+            public_key: String::new(),
+            signature: String::new(),
+        }
+        .sign(&self.keys.receipt_key(&p.tenant));
+        let mut tx = self.db.pool().begin().await?;
+        self.subject_in_tenant(&mut tx, &p.tenant, subject).await?;
+        sqlx::query(
+            "INSERT INTO consents (id, tenant_id, subject_id, purpose, retention_days, granted_at, receipt) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7)",
+        )
+        .bind(&receipt.consent_id)
+        .bind(&p.tenant)
+        .bind(subject)
+        .bind(purpose.as_str())
+        .bind(retention_days)
+        .bind(receipt.granted_at)
+        .bind(receipt.canonical())
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(receipt)
+    }
+
+    async fn subject_in_tenant(
+        &self,
+        tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+        tenant: &str,
+        subject: &str,
+    ) -> Result<(), CoreError> {
+        sqlx::query("SELECT id FROM subjects WHERE id = $1 AND tenant_id = $2")
+            .bind(subject)
+            .bind(tenant)
+            .fetch_optional(&mut **tx)
+            .await?
+            .map(|_| ())
+            .ok_or(CoreError::NotFound)
+    }
+
+    async fn data_key(
+        &self,
+        tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+        tenant: &str,
+        subject: &str,
+    ) -> Result<consentry_vault::DataKey, CoreError> {
+        let row = sqlx::query(
+            "SELECT k.wrapped FROM data_keys k JOIN subjects s ON s.id = k.subject_id \
+             WHERE s.id = $1 AND s.tenant_id = $2",
+        )
+        .bind(subject)
+        .bind(tenant)
+        .fetch_optional(&mut **tx)
+        .await?
+        .ok_or(CoreError::NotFound)?;
+        let wrapped = WrappedKey(row.try_get("wrapped")?);
+        Ok(self
+            .keys
+            .kek(tenant)
+            .unwrap(&wrapped, KeyContext { tenant, subject })?)
+    }
+
+    /// Enrols one face for a purpose the subject consented to. The image passes the quality
+    /// gate, is embedded, transformed with the tenant's secret, sealed under the subject's data
+    /// key and stored; the image itself is never written anywhere.
+    pub async fn enrol_face(
+        &self,
+        p: &Principal,
+        subject: &str,
+        purpose: Purpose,
+        image: Vec<u8>,
+    ) -> Result<String, CoreError> {
+        p.require(&[Role::Admin, Role::Operator])?;
+        // Cheap checks first, so a request without consent never reaches the face engine.
+        let mut tx = self.db.pool().begin().await?;
+        self.subject_in_tenant(&mut tx, &p.tenant, subject).await?;
+        let retention = self
+            .active_consent(&mut tx, &p.tenant, subject, purpose)
+            .await?;
+        tx.commit().await?;
+
+        let engine = self.engine.clone();
+        let gate = self.gate;
+        let embedding = tokio::task::spawn_blocking(move || {
+            let img = engine.decode(&image)?;
+            engine.enrol(&img, &gate).map(|(face, _)| face.embedding)
+        })
+        .await
+        .map_err(|e| CoreError::Invalid(format!("face task: {e}")))??;
+        let protected = self.transform(&p.tenant).apply(&embedding.0)?;
+
+        let template = new_id();
+        let t = now();
+        let mut tx = self.db.pool().begin().await?;
+        // Re-checked inside the writing transaction: a consent withdrawn meanwhile wins.
+        let retention = retention.min(
+            self.active_consent(&mut tx, &p.tenant, subject, purpose)
+                .await?,
+        );
+        let key = self.data_key(&mut tx, &p.tenant, subject).await?;
+        let ctx = TemplateContext {
+            tenant: &p.tenant,
+            subject,
+            template: &template,
+        };
+        sqlx::query(
+            "INSERT INTO templates (id, tenant_id, subject_id, purpose, model, sealed, created_at, \
+             last_used_at, expires_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+        )
+        .bind(&template)
+        .bind(&p.tenant)
+        .bind(subject)
+        .bind(purpose.as_str())
+        .bind(format!("{:?}", self.engine.models()))
+        .bind(key.seal_template(ctx, &protected))
+        .bind(t)
+        .bind(t)
+        .bind(t + retention.min(MAX_RETENTION_DAYS) * 86_400)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(template)
+    }
+
+    /// The retention in days of the subject's active consent for `purpose`.
+    async fn active_consent(
+        &self,
+        tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+        tenant: &str,
+        subject: &str,
+        purpose: Purpose,
+    ) -> Result<i64, CoreError> {
+        let row = sqlx::query(
+            "SELECT MAX(retention_days) AS days FROM consents WHERE tenant_id = $1 AND subject_id = $2 \
+             AND purpose = $3 AND withdrawn_at IS NULL",
+        )
+        .bind(tenant)
+        .bind(subject)
+        .bind(purpose.as_str())
+        .fetch_one(&mut **tx)
+        .await?;
+        row.try_get::<Option<i64>, _>("days")?
+            .ok_or(CoreError::ConsentRequired)
+    }
+
+    /// 1:1: does the face in `image` belong to `subject`? Compares against the subject's live
+    /// verification templates in the caller's tenant.
+    pub async fn verify(
+        &self,
+        p: &Principal,
+        subject: &str,
+        image: Vec<u8>,
+    ) -> Result<Decision, CoreError> {
+        let engine = self.engine.clone();
+        let probe = tokio::task::spawn_blocking(move || {
+            let img = engine.decode(&image)?;
+            engine.embed_primary(&img).map(|f| f.embedding)
+        })
+        .await
+        .map_err(|e| CoreError::Invalid(format!("face task: {e}")))??;
+        let probe = self.transform(&p.tenant).apply(&probe.0)?;
+
+        let mut tx = self.db.pool().begin().await?;
+        let deny = Decision {
+            allow: false,
+            score: 0.0,
+        };
+        let key = match self.data_key(&mut tx, &p.tenant, subject).await {
+            Ok(k) => k,
+            Err(CoreError::NotFound) => return Ok(deny),
+            Err(e) => return Err(e),
+        };
+        let rows = sqlx::query(
+            "SELECT t.id, t.sealed FROM templates t WHERE t.tenant_id = $1 AND t.subject_id = $2 \
+             AND t.purpose = 'verification' AND t.expires_at > $3 AND EXISTS (SELECT 1 FROM consents c \
+             WHERE c.tenant_id = t.tenant_id AND c.subject_id = t.subject_id \
+             AND c.purpose = 'verification' AND c.withdrawn_at IS NULL)",
+        )
+        .bind(&p.tenant)
+        .bind(subject)
+        .bind(now())
+        .fetch_all(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        let mut best = f32::NEG_INFINITY;
+        for row in rows {
+            let id: String = row.try_get("id")?;
+            let sealed: Vec<u8> = row.try_get("sealed")?;
+            let ctx = TemplateContext {
+                tenant: &p.tenant,
+                subject,
+                template: &id,
+            };
+            let template = key.open_template(ctx, &sealed)?;
+            let score: f32 = template.iter().zip(&probe).map(|(a, b)| a * b).sum();
+            best = best.max(score);
+        }
+        if !best.is_finite() {
+            return Ok(deny);
+        }
+        Ok(Decision {
+            allow: best >= self.engine.default_threshold(),
+            score: best,
+        })
+    }
+}

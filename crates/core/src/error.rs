@@ -1,0 +1,54 @@
+//! Core errors: each maps to one stable code.
+
+use consentry_face::FaceError;
+use consentry_types::{ErrorCode, HasErrorCode};
+use consentry_vault::VaultError;
+
+/// Why an action was refused or failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum CoreError {
+    /// Unknown, expired or revoked API key.
+    #[error("unknown or invalid API key")]
+    Unauthorized,
+    /// The key's role may not do this.
+    #[error("this key's role may not do that")]
+    Forbidden,
+    /// No such record in the caller's tenant.
+    #[error("not found")]
+    NotFound,
+    /// No active consent for the purpose.
+    #[error("no active consent for this purpose")]
+    ConsentRequired,
+    /// Bad arguments.
+    #[error("{0}")]
+    Invalid(String),
+    /// The face engine refused the image.
+    #[error(transparent)]
+    Face(#[from] FaceError),
+    /// A sealed record failed to open (corruption or a wrong key).
+    #[error(transparent)]
+    Vault(#[from] VaultError),
+    /// Storage failed.
+    #[error("storage: {0}")]
+    Db(#[from] sqlx::Error),
+    /// The key file could not be read or written.
+    #[error("key file: {0}")]
+    KeyFile(String),
+}
+
+impl HasErrorCode for CoreError {
+    fn code(&self) -> ErrorCode {
+        match self {
+            CoreError::Unauthorized => ErrorCode::Unauthorized,
+            CoreError::Forbidden => ErrorCode::Forbidden,
+            CoreError::NotFound => ErrorCode::NotFound,
+            CoreError::ConsentRequired => ErrorCode::ConsentRequired,
+            CoreError::Invalid(_) => ErrorCode::InvalidRequest,
+            CoreError::Face(e) => e.code(),
+            CoreError::Vault(e) => e.code(),
+            CoreError::Db(_) => ErrorCode::StorageUnavailable,
+            CoreError::KeyFile(_) => ErrorCode::KeyUnavailable,
+        }
+    }
+}

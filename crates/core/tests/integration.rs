@@ -1,0 +1,266 @@
+//! The core's actions on real models, real photos and both real databases.
+#![allow(clippy::expect_used, clippy::unwrap_used, clippy::panic)]
+
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Arc, OnceLock};
+
+use consentry_core::{Core, CoreError, Keyring, Purpose, Role};
+use consentry_db::Db;
+use consentry_face::{EngineConfig, FaceEngine};
+use consentry_types::{ErrorCode, HasErrorCode};
+
+fn engine() -> Arc<FaceEngine> {
+    static E: OnceLock<Arc<FaceEngine>> = OnceLock::new();
+    E.get_or_init(|| {
+        Arc::new(FaceEngine::load(&EngineConfig::default()).expect("run python3 setup/fetch.py"))
+    })
+    .clone()
+}
+
+fn photo(name: &str) -> Vec<u8> {
+    let fixture = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../../tests/fixtures")
+        .join(name);
+    let path = if fixture.exists() {
+        fixture
+    } else {
+        EngineConfig::default()
+            .assets
+            .path(&format!("photos/{name}"))
+    };
+    std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
+fn pg_url() -> String {
+    std::env::var("CONSENTRY_TEST_PG_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into())
+}
+
+static N: AtomicU32 = AtomicU32::new(0);
+
+/// A core on a fresh database of each backend, plus the PostgreSQL schema to drop afterwards.
+async fn cores() -> (Vec<(Core, Db)>, String) {
+    let tag = format!(
+        "{}_{}",
+        std::process::id(),
+        N.fetch_add(1, Ordering::Relaxed)
+    );
+    let dir = std::env::temp_dir().join(format!(
+        "consentry-core-{tag}-{}",
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_nanos()
+    ));
+    std::fs::create_dir_all(&dir).unwrap();
+    let schema = format!(
+        "consentry_core_test_{tag}_{}",
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .subsec_nanos()
+    );
+    let admin = Db::connect(&pg_url()).await.expect("PostgreSQL");
+    sqlx::query(&format!("CREATE SCHEMA {schema}"))
+        .execute(admin.pool())
+        .await
+        .unwrap();
+    let sep = if pg_url().contains('?') { '&' } else { '?' };
+    let urls = [
+        format!("sqlite://{}", dir.join("c.db").display()),
+        format!("{}{sep}options=-c%20search_path%3D{schema}", pg_url()),
+    ];
+    let mut out = Vec::new();
+    for url in urls {
+        let db = Db::open(&url).await.expect(&url);
+        let (keys, created) =
+            Keyring::load_or_create(&dir.join(format!("{}.key", out.len()))).unwrap();
+        assert!(created);
+        out.push((Core::new(db.clone(), engine(), keys), db));
+    }
+    (out, schema)
+}
+
+async fn drop_schema(schema: &str) {
+    if let Ok(admin) = Db::connect(&pg_url()).await {
+        let _ = sqlx::query(&format!("DROP SCHEMA IF EXISTS {schema} CASCADE"))
+            .execute(admin.pool())
+            .await;
+    }
+}
+
+async fn count(db: &Db, sql: &str) -> i64 {
+    use sqlx::Row;
+    sqlx::query(sql)
+        .fetch_one(db.pool())
+        .await
+        .unwrap()
+        .get::<i64, _>(0)
+}
+
+fn code<T>(r: Result<T, CoreError>) -> ErrorCode {
+    match r {
+        Ok(_) => panic!("expected an error"),
+        Err(e) => e.code(),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn enrol_verify_delete_on_both_backends() {
+    let (cores, schema) = cores().await;
+    for (core, db) in &cores {
+        let (tenant, admin_key) = core.bootstrap_tenant("Residence North").await.unwrap();
+        let admin = core.authenticate(&admin_key).await.unwrap();
+        assert_eq!(
+            (admin.tenant.as_str(), admin.role),
+            (tenant.as_str(), Role::Admin)
+        );
+        assert_eq!(
+            code(core.authenticate("cs_nope").await),
+            ErrorCode::Unauthorized
+        );
+        let wrong = format!("cs_{}", "0".repeat(64));
+        assert_eq!(
+            code(core.authenticate(&wrong).await),
+            ErrorCode::Unauthorized
+        );
+
+        let obama = core.create_subject(&admin).await.unwrap();
+        let biden = core.create_subject(&admin).await.unwrap();
+        // No consent, no enrolment.
+        let refused = core
+            .enrol_face(&admin, &obama, Purpose::Verification, photo("obama.jpg"))
+            .await;
+        assert_eq!(code(refused), ErrorCode::ConsentRequired);
+
+        let receipt = core
+            .grant_consent(&admin, &obama, Purpose::Verification, 365)
+            .await
+            .unwrap();
+        assert!(receipt.verify(Some(&receipt.public_key)));
+        let mut forged = receipt.clone();
+        forged.retention_days = 3000;
+        assert!(!forged.verify(None));
+        core.grant_consent(&admin, &biden, Purpose::Verification, 30)
+            .await
+            .unwrap();
+        core.enrol_face(&admin, &obama, Purpose::Verification, photo("obama.jpg"))
+            .await
+            .unwrap();
+        core.enrol_face(&admin, &biden, Purpose::Verification, photo("biden.jpg"))
+            .await
+            .unwrap();
+        // The quality gate refuses a group photo, with its own code.
+        let group = core
+            .enrol_face(&admin, &obama, Purpose::Verification, photo("t1.jpg"))
+            .await;
+        assert_eq!(code(group), ErrorCode::MultipleFaces);
+        assert_eq!(count(db, "SELECT COUNT(*) FROM templates").await, 2);
+
+        let device = core
+            .authenticate(&core.create_api_key(&admin, Role::Device).await.unwrap())
+            .await
+            .unwrap();
+        assert_eq!(
+            code(core.create_subject(&device).await),
+            ErrorCode::Forbidden
+        );
+        let same = core
+            .verify(&device, &obama, photo("obama2.jpg"))
+            .await
+            .unwrap();
+        assert!(same.allow, "{same:?}");
+        let other = core
+            .verify(&device, &obama, photo("biden.jpg"))
+            .await
+            .unwrap();
+        assert!(!other.allow && other.score < same.score, "{other:?}");
+        // An unknown subject gets the same answer as a non-match.
+        let unknown = core
+            .verify(&device, "no-such-subject", photo("obama2.jpg"))
+            .await
+            .unwrap();
+        assert!(!unknown.allow);
+
+        // Another tenant sees nothing of this one.
+        let (_, other_key) = core.bootstrap_tenant("Clinic South").await.unwrap();
+        let stranger = core.authenticate(&other_key).await.unwrap();
+        assert!(
+            !core
+                .verify(&stranger, &obama, photo("obama2.jpg"))
+                .await
+                .unwrap()
+                .allow
+        );
+        assert_eq!(
+            code(core.delete_subject(&stranger, &obama).await),
+            ErrorCode::NotFound
+        );
+        assert_eq!(
+            code(
+                core.grant_consent(&stranger, &obama, Purpose::Access, 10)
+                    .await
+            ),
+            ErrorCode::NotFound
+        );
+
+        // Deletion destroys the data key with the rows: nothing left to open.
+        core.delete_subject(&admin, &obama).await.unwrap();
+        assert!(
+            !core
+                .verify(&device, &obama, photo("obama2.jpg"))
+                .await
+                .unwrap()
+                .allow
+        );
+        let left = format!("SELECT COUNT(*) FROM templates WHERE subject_id = '{obama}'");
+        assert_eq!(count(db, &left).await, 0);
+        let keys = format!("SELECT COUNT(*) FROM data_keys WHERE subject_id = '{obama}'");
+        assert_eq!(count(db, &keys).await, 0);
+        assert_eq!(
+            code(core.delete_subject(&admin, &obama).await),
+            ErrorCode::NotFound
+        );
+        // Biden is untouched.
+        assert!(
+            core.verify(&device, &biden, photo("biden.jpg"))
+                .await
+                .unwrap()
+                .allow
+        );
+    }
+    drop_schema(&schema).await;
+}
+
+#[tokio::test]
+async fn the_key_file_is_created_private_and_reused() {
+    let dir = std::env::temp_dir().join(format!("consentry-keyring-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("root.key");
+    let _ = std::fs::remove_file(&path);
+    let (a, created) = Keyring::load_or_create(&path).unwrap();
+    assert!(created);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        assert_eq!(
+            std::fs::metadata(&path).unwrap().permissions().mode() & 0o777,
+            0o600
+        );
+    }
+    let (b, created) = Keyring::load_or_create(&path).unwrap();
+    assert!(!created);
+    assert_eq!(a.kek("t").id(), b.kek("t").id());
+    assert_ne!(
+        a.kek("t").id(),
+        a.kek("u").id(),
+        "tenants get different keys"
+    );
+    assert!(!format!("{a:?}").contains(&std::fs::read_to_string(&path).unwrap()));
+    std::fs::write(&path, "not hex").unwrap();
+    assert_eq!(
+        code(Keyring::load_or_create(&path)),
+        ErrorCode::KeyUnavailable
+    );
+}
