@@ -8,6 +8,7 @@
 mod bench_cmds;
 mod face_cmds;
 mod plot;
+mod server_cmds;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -67,10 +68,16 @@ enum Command {
     /// Timing runs for docs/benchmarks.md.
     #[command(subcommand)]
     Bench(bench_cmds::BenchCommand),
+    /// Run the HTTP server.
+    Serve(server_cmds::ServeArgs),
+    /// Administration without a browser.
+    #[command(subcommand)]
+    Admin(server_cmds::AdminCommand),
 }
 
 impl EngineArgs {
-    fn load(&self) -> Result<FaceEngine, FaceError> {
+    /// Loads the face engine these options describe.
+    pub fn load(&self) -> Result<FaceEngine, FaceError> {
         let mut config = EngineConfig::default();
         if let Some(dir) = &self.assets {
             config.assets = Assets { dir: dir.clone() };
@@ -133,6 +140,8 @@ fn main() -> ExitCode {
         Command::Compare(a) => a.json,
         Command::Eval(a) => a.json,
         Command::Bench(b) => b.json(),
+        Command::Serve(_) => false,
+        Command::Admin(server_cmds::AdminCommand::Bootstrap(a)) => a.json,
     };
     let with_engine = |f: &dyn Fn(&FaceEngine) -> Result<(), Failure>| {
         cli.engine
@@ -150,6 +159,8 @@ fn main() -> ExitCode {
         }
         Command::Bench(bench_cmds::BenchCommand::Search(a)) => bench_cmds::search(a),
         Command::Bench(bench_cmds::BenchCommand::Gen(a)) => bench_cmds::gen(a),
+        Command::Serve(a) => server_cmds::serve(&cli.engine, a),
+        Command::Admin(a) => server_cmds::admin(&cli.engine, a),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

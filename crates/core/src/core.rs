@@ -184,6 +184,13 @@ impl Core {
         let tenant = new_id();
         let key = format!("cs_{}", consentry_vault::key_to_hex(&random_key()).as_str());
         let mut tx = self.db.pool().begin().await?;
+        let taken = sqlx::query("SELECT id FROM tenants WHERE name = $1")
+            .bind(name)
+            .fetch_optional(&mut *tx)
+            .await?;
+        if taken.is_some() {
+            return Err(CoreError::AlreadyExists("a tenant with that name"));
+        }
         sqlx::query("INSERT INTO tenants (id, name, kek_id, created_at) VALUES ($1, $2, $3, $4)")
             .bind(&tenant)
             .bind(name)
@@ -191,6 +198,24 @@ impl Core {
             .bind(now())
             .execute(&mut *tx)
             .await?;
+        self.insert_key(&mut tx, &tenant, Role::Admin, &key).await?;
+        tx.commit().await?;
+        Ok((tenant, key))
+    }
+
+    /// For the demo and for recovery on the server's own machine: returns a new admin key for
+    /// the tenant named `name`, creating the tenant when it does not exist.
+    pub async fn admin_key_for(&self, name: &str) -> Result<(String, String), CoreError> {
+        let existing = sqlx::query("SELECT id FROM tenants WHERE name = $1")
+            .bind(name.trim())
+            .fetch_optional(self.db.pool())
+            .await?;
+        let Some(row) = existing else {
+            return self.bootstrap_tenant(name).await;
+        };
+        let tenant: String = row.try_get("id")?;
+        let key = format!("cs_{}", consentry_vault::key_to_hex(&random_key()).as_str());
+        let mut tx = self.db.pool().begin().await?;
         self.insert_key(&mut tx, &tenant, Role::Admin, &key).await?;
         tx.commit().await?;
         Ok((tenant, key))

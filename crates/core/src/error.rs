@@ -17,6 +17,9 @@ pub enum CoreError {
     /// No such record in the caller's tenant.
     #[error("not found")]
     NotFound,
+    /// A unique name is taken.
+    #[error("{0} already exists")]
+    AlreadyExists(&'static str),
     /// No active consent for the purpose.
     #[error("no active consent for this purpose")]
     ConsentRequired,
@@ -44,6 +47,7 @@ impl HasErrorCode for CoreError {
             CoreError::Forbidden => ErrorCode::Forbidden,
             CoreError::NotFound => ErrorCode::NotFound,
             CoreError::ConsentRequired => ErrorCode::ConsentRequired,
+            CoreError::AlreadyExists(_) => ErrorCode::AlreadyExists,
             CoreError::Invalid(_) => ErrorCode::InvalidRequest,
             CoreError::Face(e) => e.code(),
             CoreError::Vault(e) => e.code(),

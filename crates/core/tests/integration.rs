@@ -111,6 +111,10 @@ async fn enrol_verify_delete_on_both_backends() {
     let (cores, schema) = cores().await;
     for (core, db) in &cores {
         let (tenant, admin_key) = core.bootstrap_tenant("Residence North").await.unwrap();
+        assert_eq!(
+            code(core.bootstrap_tenant(" Residence North ").await),
+            ErrorCode::AlreadyExists
+        );
         let admin = core.authenticate(&admin_key).await.unwrap();
         assert_eq!(
             (admin.tenant.as_str(), admin.role),

@@ -73,6 +73,8 @@ catalogue! {
     Forbidden => ("forbidden", Input, 403),
     /// No such record in the caller's tenant (the same answer whether it exists elsewhere).
     NotFound => ("not_found", Input, 404),
+    /// A record with that unique name already exists.
+    AlreadyExists => ("already_exists", Input, 409),
     /// The subject has no active consent for this purpose.
     ConsentRequired => ("consent_required", Input, 403),
     /// No face was found in the image.

@@ -1,0 +1,269 @@
+//! Consentry's HTTP API: axum handlers that authenticate, translate JSON and images into one
+//! `consentry-core` call each, and map the result back. The only place an HTTP status is
+//! chosen is [`ApiError`], from the stable error code.
+//!
+//! Routes (JSON; images as the raw body with `Content-Type: image/jpeg` or `image/png`, at
+//! most [`MAX_IMAGE_BYTES`]):
+//! - `POST /api/v1/subjects` → `{"id"}`; `DELETE /api/v1/subjects/{id}`
+//! - `POST /api/v1/subjects/{id}/consents` `{"purpose", "retention_days"}` → `{"consent_id", "receipt"}`
+//! - `POST /api/v1/subjects/{id}/faces?purpose=…` (image) → `{"template_id"}`
+//! - `POST /api/v1/verify?subject={id}` (image) → `{"decision": "allow"|"deny", "score"}`
+//! - `GET /healthz`
+#![forbid(unsafe_code)]
+#![deny(missing_docs)]
+
+use std::sync::Arc;
+
+use axum::extract::{DefaultBodyLimit, FromRequestParts, Path, Query, State};
+use axum::http::{header, request::Parts, HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{delete, get, post};
+use axum::{Json, Router};
+use consentry_core::{Core, CoreError, Principal, Purpose};
+use consentry_types::{ErrorBody, ErrorCode, HasErrorCode};
+use serde::Deserialize;
+use serde_json::json;
+
+/// Largest image body accepted.
+pub const MAX_IMAGE_BYTES: usize = 10 << 20;
+
+/// The one error type of the API: `{"code", "message"}` with the code's HTTP status.
+/// Messages are generic for server-side failures; details stay in the server's log.
+#[derive(Debug)]
+pub struct ApiError {
+    code: ErrorCode,
+    message: String,
+}
+
+impl ApiError {
+    fn new(code: ErrorCode, message: impl Into<String>) -> Self {
+        ApiError {
+            code,
+            message: message.into(),
+        }
+    }
+}
+
+impl From<CoreError> for ApiError {
+    fn from(e: CoreError) -> Self {
+        let code = e.code();
+        let message = if code.http_status() >= 500 {
+            "internal error".to_string()
+        } else {
+            e.to_string()
+        };
+        if code.http_status() >= 500 {
+            eprintln!("consentry: {code}: {e}");
+        }
+        ApiError { code, message }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let status = StatusCode::from_u16(self.code.http_status())
+            .unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        (
+            status,
+            Json(ErrorBody {
+                code: self.code,
+                message: self.message,
+            }),
+        )
+            .into_response()
+    }
+}
+
+/// Shared state: the core.
+#[derive(Clone)]
+pub struct AppState {
+    core: Arc<Core>,
+}
+
+/// The authenticated caller, from `Authorization: Bearer KEY`.
+pub struct Auth(Principal);
+
+impl FromRequestParts<AppState> for Auth {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        let key = parts
+            .headers
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "))
+            .ok_or_else(|| {
+                ApiError::new(ErrorCode::Unauthorized, "missing Authorization: Bearer KEY")
+            })?;
+        Ok(Auth(state.core.authenticate(key.trim()).await?))
+    }
+}
+
+/// The raw request body, with body-limit and read failures as [`ApiError`]s.
+pub struct Body(axum::body::Bytes);
+
+impl<S: Send + Sync> axum::extract::FromRequest<S> for Body {
+    type Rejection = ApiError;
+
+    async fn from_request(req: axum::extract::Request, state: &S) -> Result<Self, Self::Rejection> {
+        match axum::body::Bytes::from_request(req, state).await {
+            Ok(b) => Ok(Body(b)),
+            Err(e) if e.status() == StatusCode::PAYLOAD_TOO_LARGE => Err(ApiError::new(
+                ErrorCode::PayloadTooLarge,
+                format!("the body is larger than {MAX_IMAGE_BYTES} bytes"),
+            )),
+            Err(e) => Err(ApiError::new(ErrorCode::InvalidRequest, e.body_text())),
+        }
+    }
+}
+
+/// Builds the router.
+pub fn router(core: Arc<Core>) -> Router {
+    Router::new()
+        .route(
+            "/healthz",
+            get(|| async { Json(json!({ "status": "ok" })) }),
+        )
+        .route("/api/v1/subjects", post(create_subject))
+        .route("/api/v1/subjects/{id}", delete(delete_subject))
+        .route("/api/v1/subjects/{id}/consents", post(grant_consent))
+        .route("/api/v1/subjects/{id}/faces", post(enrol_face))
+        .route("/api/v1/verify", post(verify_face))
+        .fallback(|| async { ApiError::new(ErrorCode::NotFound, "no such endpoint") })
+        .layer(DefaultBodyLimit::max(MAX_IMAGE_BYTES))
+        .with_state(AppState { core })
+}
+
+/// An image body: content type checked, size limited by the router's body limit.
+fn image_body(headers: &HeaderMap, Body(body): Body) -> Result<Vec<u8>, ApiError> {
+    let ct = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    if !matches!(
+        ct.split(';').next().map(str::trim),
+        Some("image/jpeg" | "image/png")
+    ) {
+        return Err(ApiError::new(
+            ErrorCode::UnsupportedFormat,
+            "send the image as image/jpeg or image/png",
+        ));
+    }
+    Ok(body.to_vec())
+}
+
+/// JSON body with malformed input mapped to `invalid_request`.
+fn json_body<T: serde::de::DeserializeOwned>(
+    headers: &HeaderMap,
+    body: &[u8],
+) -> Result<T, ApiError> {
+    let ct = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    if !ct.starts_with("application/json") {
+        return Err(ApiError::new(
+            ErrorCode::InvalidRequest,
+            "send JSON with Content-Type: application/json",
+        ));
+    }
+    serde_json::from_slice(body)
+        .map_err(|e| ApiError::new(ErrorCode::InvalidRequest, format!("malformed JSON: {e}")))
+}
+
+async fn create_subject(State(s): State<AppState>, Auth(p): Auth) -> Result<Response, ApiError> {
+    let id = s.core.create_subject(&p).await?;
+    Ok((StatusCode::CREATED, Json(json!({ "id": id }))).into_response())
+}
+
+async fn delete_subject(
+    State(s): State<AppState>,
+    Auth(p): Auth,
+    Path(id): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    s.core.delete_subject(&p, &id).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ConsentRequest {
+    purpose: String,
+    retention_days: i64,
+}
+
+async fn grant_consent(
+    State(s): State<AppState>,
+    Auth(p): Auth,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    Body(body): Body,
+) -> Result<Response, ApiError> {
+    let req: ConsentRequest = json_body(&headers, &body)?;
+    let purpose = Purpose::parse(&req.purpose)?;
+    let receipt = s
+        .core
+        .grant_consent(&p, &id, purpose, req.retention_days)
+        .await?;
+    Ok((
+        StatusCode::CREATED,
+        Json(json!({ "consent_id": receipt.consent_id, "receipt": receipt })),
+    )
+        .into_response())
+}
+
+#[derive(Deserialize)]
+struct PurposeQuery {
+    purpose: Option<String>,
+}
+
+async fn enrol_face(
+    State(s): State<AppState>,
+    Auth(p): Auth,
+    Path(id): Path<String>,
+    Query(q): Query<PurposeQuery>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Response, ApiError> {
+    let purpose = Purpose::parse(q.purpose.as_deref().unwrap_or(""))?;
+    let image = image_body(&headers, body)?;
+    let template = s.core.enrol_face(&p, &id, purpose, image).await?;
+    Ok((
+        StatusCode::CREATED,
+        Json(json!({ "template_id": template })),
+    )
+        .into_response())
+}
+
+#[derive(Deserialize)]
+struct SubjectQuery {
+    subject: Option<String>,
+}
+
+async fn verify_face(
+    State(s): State<AppState>,
+    Auth(p): Auth,
+    Query(q): Query<SubjectQuery>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let subject = q
+        .subject
+        .ok_or_else(|| ApiError::new(ErrorCode::InvalidRequest, "?subject=ID is required"))?;
+    let image = image_body(&headers, body)?;
+    let d = s.core.verify(&p, &subject, image).await?;
+    let decision = if d.allow { "allow" } else { "deny" };
+    Ok(Json(json!({ "decision": decision, "score": d.score })))
+}
+
+/// Serves until Ctrl-C.
+pub async fn serve(core: Arc<Core>, listener: tokio::net::TcpListener) -> std::io::Result<()> {
+    axum::serve(listener, router(core))
+        .with_graceful_shutdown(async {
+            let _ = tokio::signal::ctrl_c().await;
+        })
+        .await
+}

@@ -1,0 +1,209 @@
+//! The HTTP API through the router (tower `oneshot`), on SQLite and PostgreSQL.
+#![allow(clippy::expect_used, clippy::unwrap_used, clippy::panic)]
+
+use std::sync::{Arc, OnceLock};
+
+use axum::body::Body;
+use axum::http::{Request, StatusCode};
+use axum::Router;
+use consentry_core::{Core, Keyring};
+use consentry_db::Db;
+use consentry_face::{EngineConfig, FaceEngine};
+use http_body_util::BodyExt;
+use serde_json::Value;
+use tower::ServiceExt;
+
+fn engine() -> Arc<FaceEngine> {
+    static E: OnceLock<Arc<FaceEngine>> = OnceLock::new();
+    E.get_or_init(|| {
+        Arc::new(FaceEngine::load(&EngineConfig::default()).expect("python3 setup/fetch.py"))
+    })
+    .clone()
+}
+
+fn photo(name: &str) -> Vec<u8> {
+    std::fs::read(
+        EngineConfig::default()
+            .assets
+            .path(&format!("photos/{name}")),
+    )
+    .expect(name)
+}
+
+fn pg_url() -> String {
+    std::env::var("CONSENTRY_TEST_PG_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into())
+}
+
+async fn call(
+    app: &Router,
+    method: &str,
+    uri: &str,
+    key: Option<&str>,
+    ct: Option<&str>,
+    body: Vec<u8>,
+) -> (StatusCode, Value) {
+    let mut req = Request::builder().method(method).uri(uri);
+    if let Some(k) = key {
+        req = req.header("authorization", format!("Bearer {k}"));
+    }
+    if let Some(c) = ct {
+        req = req.header("content-type", c);
+    }
+    let resp = app
+        .clone()
+        .oneshot(req.body(Body::from(body)).unwrap())
+        .await
+        .unwrap();
+    let status = resp.status();
+    let bytes = resp.into_body().collect().await.unwrap().to_bytes();
+    (
+        status,
+        serde_json::from_slice(&bytes).unwrap_or(Value::Null),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_api_on_both_backends() {
+    let tag = format!(
+        "{}_{}",
+        std::process::id(),
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .subsec_nanos()
+    );
+    let dir = std::env::temp_dir().join(format!("consentry-server-{tag}"));
+    std::fs::create_dir_all(&dir).unwrap();
+    let schema = format!("consentry_server_test_{tag}");
+    let admin_db = Db::connect(&pg_url()).await.expect("PostgreSQL");
+    sqlx_exec(&admin_db, &format!("CREATE SCHEMA {schema}")).await;
+    let sep = if pg_url().contains('?') { '&' } else { '?' };
+    for url in [
+        format!("sqlite://{}", dir.join("s.db").display()),
+        format!("{}{sep}options=-c%20search_path%3D{schema}", pg_url()),
+    ] {
+        let db = Db::open(&url).await.unwrap();
+        let (keys, _) = Keyring::load_or_create(&dir.join(format!("{}.key", url.len()))).unwrap();
+        let core = Arc::new(Core::new(db, engine(), keys));
+        let (_, key) = core.bootstrap_tenant("Gate").await.unwrap();
+        let (_, other_key) = core.bootstrap_tenant("Elsewhere").await.unwrap();
+        let app = consentry_server::router(core);
+        let k = Some(key.as_str());
+        let json = Some("application/json");
+        let jpeg = Some("image/jpeg");
+
+        assert_eq!(
+            call(&app, "GET", "/healthz", None, None, vec![]).await.0,
+            StatusCode::OK
+        );
+        let (st, body) = call(&app, "POST", "/api/v1/subjects", None, None, vec![]).await;
+        assert_eq!(
+            (st, body["code"].as_str()),
+            (StatusCode::UNAUTHORIZED, Some("unauthorized"))
+        );
+        let (st, body) = call(&app, "POST", "/api/v1/subjects", k, None, vec![]).await;
+        assert_eq!(st, StatusCode::CREATED);
+        let id = body["id"].as_str().unwrap().to_string();
+
+        let faces = format!("/api/v1/subjects/{id}/faces?purpose=verification");
+        let (st, body) = call(&app, "POST", &faces, k, jpeg, photo("obama.jpg")).await;
+        assert_eq!(
+            (st, body["code"].as_str()),
+            (StatusCode::FORBIDDEN, Some("consent_required"))
+        );
+        let consents = format!("/api/v1/subjects/{id}/consents");
+        let (st, body) = call(&app, "POST", &consents, k, json, b"{not json".to_vec()).await;
+        assert_eq!(
+            (st, body["code"].as_str()),
+            (StatusCode::BAD_REQUEST, Some("invalid_request"))
+        );
+        let (st, body) = call(
+            &app,
+            "POST",
+            &consents,
+            k,
+            json,
+            br#"{"purpose":"verification","retention_days":90}"#.to_vec(),
+        )
+        .await;
+        assert_eq!(st, StatusCode::CREATED, "{body}");
+        assert!(body["receipt"]["signature"].as_str().unwrap().len() == 128);
+
+        let (st, body) = call(
+            &app,
+            "POST",
+            &faces,
+            k,
+            Some("image/gif"),
+            photo("obama.jpg"),
+        )
+        .await;
+        assert_eq!(
+            (st, body["code"].as_str()),
+            (
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                Some("unsupported_format")
+            )
+        );
+        let (st, body) = call(&app, "POST", &faces, k, jpeg, b"junk".to_vec()).await;
+        assert_eq!(
+            (st, body["code"].as_str()),
+            (StatusCode::BAD_REQUEST, Some("not_an_image"))
+        );
+        let (st, body) = call(&app, "POST", &faces, k, jpeg, vec![0xFF; (10 << 20) + 1]).await;
+        assert_eq!(
+            (st, body["code"].as_str()),
+            (StatusCode::PAYLOAD_TOO_LARGE, Some("payload_too_large"))
+        );
+        let (st, _) = call(&app, "POST", &faces, k, jpeg, photo("obama.jpg")).await;
+        assert_eq!(st, StatusCode::CREATED);
+
+        let verify = format!("/api/v1/verify?subject={id}");
+        let (st, body) = call(&app, "POST", &verify, k, jpeg, photo("obama2.jpg")).await;
+        assert_eq!(
+            (st, body["decision"].as_str()),
+            (StatusCode::OK, Some("allow")),
+            "{body}"
+        );
+        let (_, body) = call(&app, "POST", &verify, k, jpeg, photo("biden.jpg")).await;
+        assert_eq!(body["decision"], "deny");
+        // Another tenant: the same answer as for a stranger's face, and 404 on delete.
+        let (_, body) = call(
+            &app,
+            "POST",
+            &verify,
+            Some(&other_key),
+            jpeg,
+            photo("obama2.jpg"),
+        )
+        .await;
+        assert_eq!(body["decision"], "deny");
+        let subject = format!("/api/v1/subjects/{id}");
+        assert_eq!(
+            call(&app, "DELETE", &subject, Some(&other_key), None, vec![])
+                .await
+                .0,
+            StatusCode::NOT_FOUND
+        );
+        assert_eq!(
+            call(&app, "DELETE", &subject, k, None, vec![]).await.0,
+            StatusCode::NO_CONTENT
+        );
+        let (_, body) = call(&app, "POST", &verify, k, jpeg, photo("obama2.jpg")).await;
+        assert_eq!(body["decision"], "deny");
+        assert_eq!(
+            call(&app, "GET", "/nope", k, None, vec![]).await.0,
+            StatusCode::NOT_FOUND
+        );
+    }
+    sqlx_exec(
+        &admin_db,
+        &format!("DROP SCHEMA IF EXISTS {schema} CASCADE"),
+    )
+    .await;
+}
+
+async fn sqlx_exec(db: &Db, sql: &str) {
+    sqlx::query(sql).execute(db.pool()).await.unwrap();
+}
