@@ -5,6 +5,7 @@ use std::sync::{Arc, Mutex};
 
 use consentry_db::Db;
 use consentry_face::{FaceEngine, QualityGate};
+use consentry_index::{FlatIndex, Index};
 use consentry_vault::{random_key, KeyContext, TemplateContext, TemplateTransform, WrappedKey};
 use sha2::{Digest, Sha256};
 use sqlx::Row;
@@ -106,6 +107,62 @@ pub struct Decision {
     pub score: f32,
 }
 
+/// A 1:N decision: the subject when the face matched one of the tenant's consenting, enrolled
+/// people; otherwise nothing at all about the face is kept.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Identification {
+    /// Access granted.
+    pub allow: bool,
+    /// The matched subject.
+    pub subject: Option<String>,
+    /// Best score (0 when the gallery is empty).
+    pub score: f32,
+}
+
+/// One tenant's in-memory gallery of access templates (transformed, never raw embeddings).
+struct Gallery {
+    index: FlatIndex,
+    next: u64,
+    by_key: HashMap<u64, (String, String)>,
+    by_template: HashMap<String, u64>,
+}
+
+impl Gallery {
+    fn new(dim: usize) -> Self {
+        Gallery {
+            index: FlatIndex::new(dim),
+            next: 0,
+            by_key: HashMap::new(),
+            by_template: HashMap::new(),
+        }
+    }
+
+    fn add(&mut self, template: &str, subject: &str, vector: &[f32]) {
+        let key = self.next;
+        self.next += 1;
+        if self.index.add(key, vector).is_ok() {
+            self.by_key
+                .insert(key, (template.to_string(), subject.to_string()));
+            self.by_template.insert(template.to_string(), key);
+        }
+    }
+
+    fn remove_subject(&mut self, subject: &str) {
+        let keys: Vec<u64> = self
+            .by_key
+            .iter()
+            .filter(|(_, v)| v.1 == subject)
+            .map(|(k, _)| *k)
+            .collect();
+        for k in keys {
+            self.index.remove(k);
+            if let Some((t, _)) = self.by_key.remove(&k) {
+                self.by_template.remove(&t);
+            }
+        }
+    }
+}
+
 /// The domain core. Cheap to share (`Arc<Core>`).
 pub struct Core {
     db: Db,
@@ -113,6 +170,7 @@ pub struct Core {
     keys: Keyring,
     gate: QualityGate,
     transforms: Mutex<HashMap<String, Arc<TemplateTransform>>>,
+    galleries: Mutex<HashMap<String, Gallery>>,
 }
 
 impl std::fmt::Debug for Core {
@@ -149,6 +207,7 @@ impl Core {
             keys,
             gate: QualityGate::default(),
             transforms: Mutex::new(HashMap::new()),
+            galleries: Mutex::new(HashMap::new()),
         }
     }
 
@@ -330,6 +389,11 @@ impl Core {
             return Err(CoreError::NotFound);
         }
         tx.commit().await?;
+        if let Ok(mut g) = self.galleries.lock() {
+            if let Some(gallery) = g.get_mut(&p.tenant) {
+                gallery.remove_subject(subject);
+            }
+        }
         Ok(())
     }
 
@@ -473,7 +537,118 @@ impl Core {
         .execute(&mut *tx)
         .await?;
         tx.commit().await?;
+        if purpose == Purpose::Access {
+            if let Ok(mut g) = self.galleries.lock() {
+                if let Some(gallery) = g.get_mut(&p.tenant) {
+                    gallery.add(&template, subject, &protected);
+                }
+            }
+        }
         Ok(template)
+    }
+
+    /// Loads a tenant's gallery from the vault: every live access template with an active
+    /// access consent, opened with its subject's data key.
+    async fn load_gallery(&self, tenant: &str) -> Result<Gallery, CoreError> {
+        let rows = sqlx::query(
+            "SELECT t.id, t.subject_id, t.sealed, k.wrapped FROM templates t \
+             JOIN data_keys k ON k.subject_id = t.subject_id \
+             WHERE t.tenant_id = $1 AND t.purpose = 'access' AND t.expires_at > $2 \
+             AND EXISTS (SELECT 1 FROM consents c WHERE c.tenant_id = t.tenant_id \
+             AND c.subject_id = t.subject_id AND c.purpose = 'access' AND c.withdrawn_at IS NULL)",
+        )
+        .bind(tenant)
+        .bind(now())
+        .fetch_all(self.db.pool())
+        .await?;
+        let kek = self.keys.kek(tenant);
+        let mut gallery = Gallery::new(self.engine.models().models().1.dim());
+        for row in rows {
+            let (id, subject): (String, String) = (row.try_get("id")?, row.try_get("subject_id")?);
+            let key = kek.unwrap(
+                &WrappedKey(row.try_get("wrapped")?),
+                KeyContext {
+                    tenant,
+                    subject: &subject,
+                },
+            )?;
+            let ctx = TemplateContext {
+                tenant,
+                subject: &subject,
+                template: &id,
+            };
+            let template = key.open_template(ctx, &row.try_get::<Vec<u8>, _>("sealed")?)?;
+            gallery.add(&id, &subject, &template);
+        }
+        Ok(gallery)
+    }
+
+    /// 1:N at a gate: is this face one of the tenant's consenting, enrolled people? Searches the
+    /// tenant's own gallery only. A face that matches no one is dropped here: nothing about it
+    /// is stored or logged, only the `deny` is returned.
+    pub async fn identify(
+        &self,
+        p: &Principal,
+        image: Vec<u8>,
+    ) -> Result<Identification, CoreError> {
+        let engine = self.engine.clone();
+        let probe = tokio::task::spawn_blocking(move || {
+            let img = engine.decode(&image)?;
+            engine.embed_primary(&img).map(|f| f.embedding)
+        })
+        .await
+        .map_err(|e| CoreError::Invalid(format!("face task: {e}")))??;
+        let probe = self.transform(&p.tenant).apply(&probe.0)?;
+        let loaded = self
+            .galleries
+            .lock()
+            .map(|g| g.contains_key(&p.tenant))
+            .unwrap_or(false);
+        if !loaded {
+            let gallery = self.load_gallery(&p.tenant).await?;
+            if let Ok(mut g) = self.galleries.lock() {
+                g.entry(p.tenant.clone()).or_insert(gallery);
+            }
+        }
+        let best = self.galleries.lock().ok().and_then(|g| {
+            let gallery = g.get(&p.tenant)?;
+            let hit = gallery.index.search(&probe, 1).into_iter().next()?;
+            gallery
+                .by_key
+                .get(&hit.id)
+                .map(|(t, s)| (t.clone(), s.clone(), hit.score))
+        });
+        let deny = |score| Identification {
+            allow: false,
+            subject: None,
+            score,
+        };
+        let Some((template, subject, score)) = best else {
+            return Ok(deny(0.0));
+        };
+        if score < self.engine.default_threshold() {
+            return Ok(deny(score));
+        }
+        // The database has the last word: a template deleted, expired or without consent (on
+        // this node or another) never grants access, whatever the in-memory index holds.
+        let live = sqlx::query(
+            "SELECT t.id FROM templates t WHERE t.id = $1 AND t.tenant_id = $2 AND t.expires_at > $3 \
+             AND EXISTS (SELECT 1 FROM consents c WHERE c.tenant_id = t.tenant_id \
+             AND c.subject_id = t.subject_id AND c.purpose = 'access' AND c.withdrawn_at IS NULL)",
+        )
+        .bind(&template)
+        .bind(&p.tenant)
+        .bind(now())
+        .fetch_optional(self.db.pool())
+        .await?;
+        if live.is_none() {
+            return Ok(deny(0.0));
+        }
+        Ok(Identification {
+            allow: true,
+            subject: Some(subject),
+            score,
+        })
     }
 
     /// The retention in days of the subject's active consent for `purpose`.

@@ -14,7 +14,7 @@ mod error;
 mod keyring;
 mod receipt;
 
-pub use crate::core::{Core, Decision, Principal, Purpose, Role};
+pub use crate::core::{Core, Decision, Identification, Principal, Purpose, Role};
 pub use error::CoreError;
 pub use keyring::Keyring;
 pub use receipt::ConsentReceipt;

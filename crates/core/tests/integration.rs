@@ -268,3 +268,54 @@ async fn the_key_file_is_created_private_and_reused() {
         ErrorCode::KeyUnavailable
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn identify_among_the_tenants_own_consenting_people() {
+    let (cores, schema) = cores().await;
+    for (core, _) in &cores {
+        let (_, key) = core.bootstrap_tenant("Gate").await.unwrap();
+        let admin = core.authenticate(&key).await.unwrap();
+        let enrol = |name: &'static str, purpose: Purpose| {
+            let admin = admin.clone();
+            async move {
+                let s = core.create_subject(&admin).await.unwrap();
+                core.grant_consent(&admin, &s, purpose, 365).await.unwrap();
+                core.enrol_face(&admin, &s, purpose, photo(name))
+                    .await
+                    .unwrap();
+                s
+            }
+        };
+        let obama = enrol("obama.jpg", Purpose::Access).await;
+        let biden = enrol("biden.jpg", Purpose::Access).await;
+        // Enrolled for verification only: never identified at a gate.
+        let _yao = enrol("yaoming.jpg", Purpose::Verification).await;
+
+        // The first identify builds the gallery from the vault.
+        let hit = core.identify(&admin, photo("obama2.jpg")).await.unwrap();
+        assert_eq!(
+            (hit.allow, hit.subject.as_deref()),
+            (true, Some(obama.as_str())),
+            "{hit:?}"
+        );
+        let hit = core.identify(&admin, photo("biden.jpg")).await.unwrap();
+        assert_eq!(hit.subject.as_deref(), Some(biden.as_str()));
+        let nobody = core.identify(&admin, photo("yaoming.jpg")).await.unwrap();
+        assert_eq!((nobody.allow, nobody.subject.as_deref()), (false, None), "{nobody:?}");
+
+        // Kept in sync: a later enrolment is found, a deletion is effective at once.
+        let yao_access = enrol("yaoming.jpg", Purpose::Access).await;
+        let hit = core.identify(&admin, photo("yaoming.jpg")).await.unwrap();
+        assert_eq!(hit.subject.as_deref(), Some(yao_access.as_str()));
+        core.delete_subject(&admin, &obama).await.unwrap();
+        let gone = core.identify(&admin, photo("obama2.jpg")).await.unwrap();
+        assert!(!gone.allow && gone.subject.is_none(), "{gone:?}");
+
+        // Another tenant's gate never sees these people.
+        let (_, other) = core.bootstrap_tenant("Other").await.unwrap();
+        let stranger = core.authenticate(&other).await.unwrap();
+        let miss = core.identify(&stranger, photo("biden.jpg")).await.unwrap();
+        assert_eq!((miss.allow, miss.subject), (false, None));
+    }
+    drop_schema(&schema).await;
+}

@@ -8,6 +8,7 @@
 //! - `POST /api/v1/subjects/{id}/consents` `{"purpose", "retention_days"}` → `{"consent_id", "receipt"}`
 //! - `POST /api/v1/subjects/{id}/faces?purpose=…` (image) → `{"template_id"}`
 //! - `POST /api/v1/verify?subject={id}` (image) → `{"decision": "allow"|"deny", "score"}`
+//! - `POST /api/v1/identify` (image) → `{"decision": "allow"|"deny", "subject": id|null}`
 //! - `GET /healthz`
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
@@ -132,6 +133,7 @@ pub fn router(core: Arc<Core>) -> Router {
         .route("/api/v1/subjects/{id}/consents", post(grant_consent))
         .route("/api/v1/subjects/{id}/faces", post(enrol_face))
         .route("/api/v1/verify", post(verify_face))
+        .route("/api/v1/identify", post(identify_face))
         .fallback(|| async { ApiError::new(ErrorCode::NotFound, "no such endpoint") })
         .layer(DefaultBodyLimit::max(MAX_IMAGE_BYTES))
         .with_state(AppState { core })
@@ -257,6 +259,18 @@ async fn verify_face(
     let d = s.core.verify(&p, &subject, image).await?;
     let decision = if d.allow { "allow" } else { "deny" };
     Ok(Json(json!({ "decision": decision, "score": d.score })))
+}
+
+async fn identify_face(
+    State(s): State<AppState>,
+    Auth(p): Auth,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let image = image_body(&headers, body)?;
+    let id = s.core.identify(&p, image).await?;
+    let decision = if id.allow { "allow" } else { "deny" };
+    Ok(Json(json!({ "decision": decision, "subject": id.subject })))
 }
 
 /// Serves until Ctrl-C.
