@@ -301,7 +301,11 @@ async fn identify_among_the_tenants_own_consenting_people() {
         let hit = core.identify(&admin, photo("biden.jpg")).await.unwrap();
         assert_eq!(hit.subject.as_deref(), Some(biden.as_str()));
         let nobody = core.identify(&admin, photo("yaoming.jpg")).await.unwrap();
-        assert_eq!((nobody.allow, nobody.subject.as_deref()), (false, None), "{nobody:?}");
+        assert_eq!(
+            (nobody.allow, nobody.subject.as_deref()),
+            (false, None),
+            "{nobody:?}"
+        );
 
         // Kept in sync: a later enrolment is found, a deletion is effective at once.
         let yao_access = enrol("yaoming.jpg", Purpose::Access).await;
