@@ -583,6 +583,19 @@ impl Core {
         Ok(gallery)
     }
 
+    /// The primary face of a probe image, embedded (off the async threads) and transformed with
+    /// the tenant's secret, ready to compare with its templates.
+    async fn probe(&self, tenant: &str, image: Vec<u8>) -> Result<Vec<f32>, CoreError> {
+        let engine = self.engine.clone();
+        let embedding = tokio::task::spawn_blocking(move || {
+            let img = engine.decode(&image)?;
+            engine.embed_primary(&img).map(|f| f.embedding)
+        })
+        .await
+        .map_err(|e| CoreError::Invalid(format!("face task: {e}")))??;
+        Ok(self.transform(tenant).apply(&embedding.0)?)
+    }
+
     /// 1:N at a gate: is this face one of the tenant's consenting, enrolled people? Searches the
     /// tenant's own gallery only. A face that matches no one is dropped here: nothing about it
     /// is stored or logged, only the `deny` is returned.
@@ -591,14 +604,7 @@ impl Core {
         p: &Principal,
         image: Vec<u8>,
     ) -> Result<Identification, CoreError> {
-        let engine = self.engine.clone();
-        let probe = tokio::task::spawn_blocking(move || {
-            let img = engine.decode(&image)?;
-            engine.embed_primary(&img).map(|f| f.embedding)
-        })
-        .await
-        .map_err(|e| CoreError::Invalid(format!("face task: {e}")))??;
-        let probe = self.transform(&p.tenant).apply(&probe.0)?;
+        let probe = self.probe(&p.tenant, image).await?;
         let loaded = self
             .galleries
             .lock()
@@ -680,14 +686,7 @@ impl Core {
         subject: &str,
         image: Vec<u8>,
     ) -> Result<Decision, CoreError> {
-        let engine = self.engine.clone();
-        let probe = tokio::task::spawn_blocking(move || {
-            let img = engine.decode(&image)?;
-            engine.embed_primary(&img).map(|f| f.embedding)
-        })
-        .await
-        .map_err(|e| CoreError::Invalid(format!("face task: {e}")))??;
-        let probe = self.transform(&p.tenant).apply(&probe.0)?;
+        let probe = self.probe(&p.tenant, image).await?;
 
         let mut tx = self.db.pool().begin().await?;
         let deny = Decision {
