@@ -119,6 +119,36 @@ pub struct Identification {
     pub score: f32,
 }
 
+/// What the API shows about a subject: never template bytes.
+#[derive(Clone, Debug, PartialEq, serde::Serialize)]
+pub struct SubjectView {
+    /// Subject id.
+    pub id: String,
+    /// Unix seconds.
+    pub created_at: i64,
+    /// Every consent, active or withdrawn.
+    pub consents: Vec<ConsentView>,
+    /// Live templates enrolled for access.
+    pub access_templates: i64,
+    /// Live templates enrolled for verification.
+    pub verification_templates: i64,
+}
+
+/// One consent as shown to operators and the person.
+#[derive(Clone, Debug, PartialEq, serde::Serialize)]
+pub struct ConsentView {
+    /// Consent id.
+    pub id: String,
+    /// Purpose.
+    pub purpose: String,
+    /// Retention in days.
+    pub retention_days: i64,
+    /// Unix seconds.
+    pub granted_at: i64,
+    /// Unix seconds, when withdrawn.
+    pub withdrawn_at: Option<i64>,
+}
+
 /// One tenant's in-memory gallery of access templates (transformed, never raw embeddings).
 struct Gallery {
     index: FlatIndex,
@@ -395,6 +425,130 @@ impl Core {
             }
         }
         Ok(())
+    }
+
+    /// A subject's consents and template counts.
+    pub async fn subject(&self, p: &Principal, subject: &str) -> Result<SubjectView, CoreError> {
+        p.require(&[Role::Admin, Role::Operator])?;
+        let row = sqlx::query("SELECT created_at FROM subjects WHERE id = $1 AND tenant_id = $2")
+            .bind(subject)
+            .bind(&p.tenant)
+            .fetch_optional(self.db.pool())
+            .await?
+            .ok_or(CoreError::NotFound)?;
+        let consents = sqlx::query(
+            "SELECT id, purpose, retention_days, granted_at, withdrawn_at FROM consents \
+             WHERE subject_id = $1 AND tenant_id = $2 ORDER BY granted_at, id",
+        )
+        .bind(subject)
+        .bind(&p.tenant)
+        .fetch_all(self.db.pool())
+        .await?
+        .into_iter()
+        .map(|r| {
+            Ok(ConsentView {
+                id: r.try_get("id")?,
+                purpose: r.try_get("purpose")?,
+                retention_days: r.try_get("retention_days")?,
+                granted_at: r.try_get("granted_at")?,
+                withdrawn_at: r.try_get("withdrawn_at")?,
+            })
+        })
+        .collect::<Result<Vec<_>, sqlx::Error>>()?;
+        let count = |purpose: &'static str| {
+            sqlx::query(
+                "SELECT COUNT(*) AS n FROM templates WHERE subject_id = $1 AND tenant_id = $2 \
+                 AND purpose = $3 AND expires_at > $4",
+            )
+            .bind(subject)
+            .bind(&p.tenant)
+            .bind(purpose)
+            .bind(now())
+            .fetch_one(self.db.pool())
+        };
+        Ok(SubjectView {
+            id: subject.to_string(),
+            created_at: row.try_get("created_at")?,
+            consents,
+            access_templates: count("access").await?.try_get("n")?,
+            verification_templates: count("verification").await?.try_get("n")?,
+        })
+    }
+
+    /// Withdraws a consent. When no other active consent for the same purpose remains, the
+    /// templates enrolled for that purpose are deleted in the same transaction.
+    pub async fn withdraw_consent(
+        &self,
+        p: &Principal,
+        subject: &str,
+        consent: &str,
+    ) -> Result<(), CoreError> {
+        p.require(&[Role::Admin, Role::Operator])?;
+        let mut tx = self.db.pool().begin().await?;
+        let row = sqlx::query(
+            "SELECT purpose FROM consents WHERE id = $1 AND subject_id = $2 AND tenant_id = $3 \
+             AND withdrawn_at IS NULL",
+        )
+        .bind(consent)
+        .bind(subject)
+        .bind(&p.tenant)
+        .fetch_optional(&mut *tx)
+        .await?
+        .ok_or(CoreError::NotFound)?;
+        let purpose = Purpose::parse(&row.try_get::<String, _>("purpose")?)?;
+        sqlx::query("UPDATE consents SET withdrawn_at = $1 WHERE id = $2")
+            .bind(now())
+            .bind(consent)
+            .execute(&mut *tx)
+            .await?;
+        let still = match self
+            .active_consent(&mut tx, &p.tenant, subject, purpose)
+            .await
+        {
+            Ok(_) => true,
+            Err(CoreError::ConsentRequired) => false,
+            Err(e) => return Err(e),
+        };
+        if !still {
+            sqlx::query(
+                "DELETE FROM templates WHERE subject_id = $1 AND tenant_id = $2 AND purpose = $3",
+            )
+            .bind(subject)
+            .bind(&p.tenant)
+            .bind(purpose.as_str())
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        if !still && purpose == Purpose::Access {
+            if let Ok(mut g) = self.galleries.lock() {
+                if let Some(gallery) = g.get_mut(&p.tenant) {
+                    gallery.remove_subject(subject);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Deletes every template past its expiry (all tenants: a maintenance job, no read path).
+    /// Returns how many were deleted. Galleries reload from the vault on next use.
+    pub async fn sweep_expired(&self) -> Result<u64, CoreError> {
+        self.sweep_expired_at(now()).await
+    }
+
+    /// [`sweep_expired`](Self::sweep_expired) as if the time were `at` (Unix seconds).
+    pub async fn sweep_expired_at(&self, at: i64) -> Result<u64, CoreError> {
+        let gone = sqlx::query("DELETE FROM templates WHERE expires_at <= $1")
+            .bind(at)
+            .execute(self.db.pool())
+            .await?
+            .rows_affected();
+        if gone > 0 {
+            if let Ok(mut g) = self.galleries.lock() {
+                g.clear();
+            }
+        }
+        Ok(gone)
     }
 
     /// Records consent for a purpose and returns the signed receipt.

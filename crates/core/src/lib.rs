@@ -14,7 +14,9 @@ mod error;
 mod keyring;
 mod receipt;
 
-pub use crate::core::{Core, Decision, Identification, Principal, Purpose, Role};
+pub use crate::core::{
+    ConsentView, Core, Decision, Identification, Principal, Purpose, Role, SubjectView,
+};
 pub use error::CoreError;
 pub use keyring::Keyring;
 pub use receipt::ConsentReceipt;

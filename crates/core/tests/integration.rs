@@ -323,3 +323,96 @@ async fn identify_among_the_tenants_own_consenting_people() {
     }
     drop_schema(&schema).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn withdrawal_and_retention_delete_templates() {
+    let (cores, schema) = cores().await;
+    for (core, db) in &cores {
+        let (_, key) = core.bootstrap_tenant("Service centre").await.unwrap();
+        let admin = core.authenticate(&key).await.unwrap();
+        let s = core.create_subject(&admin).await.unwrap();
+        let first = core
+            .grant_consent(&admin, &s, Purpose::Verification, 30)
+            .await
+            .unwrap();
+        let second = core
+            .grant_consent(&admin, &s, Purpose::Verification, 10)
+            .await
+            .unwrap();
+        core.enrol_face(&admin, &s, Purpose::Verification, photo("obama.jpg"))
+            .await
+            .unwrap();
+        let view = core.subject(&admin, &s).await.unwrap();
+        assert_eq!(
+            (
+                view.consents.len(),
+                view.verification_templates,
+                view.access_templates
+            ),
+            (2, 1, 0)
+        );
+
+        // Withdrawing one of two consents keeps the template; the last one takes it along.
+        core.withdraw_consent(&admin, &s, &first.consent_id)
+            .await
+            .unwrap();
+        assert_eq!(
+            code(core.withdraw_consent(&admin, &s, &first.consent_id).await),
+            ErrorCode::NotFound
+        );
+        assert!(
+            core.verify(&admin, &s, photo("obama2.jpg"))
+                .await
+                .unwrap()
+                .allow
+        );
+        core.withdraw_consent(&admin, &s, &second.consent_id)
+            .await
+            .unwrap();
+        assert_eq!(
+            core.subject(&admin, &s)
+                .await
+                .unwrap()
+                .verification_templates,
+            0
+        );
+        assert!(
+            !core
+                .verify(&admin, &s, photo("obama2.jpg"))
+                .await
+                .unwrap()
+                .allow
+        );
+        let sql = format!("SELECT COUNT(*) FROM templates WHERE subject_id = '{s}'");
+        assert_eq!(count(db, &sql).await, 0);
+
+        // Retention: the sweeper deletes templates whose consent period has passed.
+        core.grant_consent(&admin, &s, Purpose::Access, 7)
+            .await
+            .unwrap();
+        core.enrol_face(&admin, &s, Purpose::Access, photo("obama.jpg"))
+            .await
+            .unwrap();
+        assert!(
+            core.identify(&admin, photo("obama2.jpg"))
+                .await
+                .unwrap()
+                .allow
+        );
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs() as i64;
+        assert_eq!(core.sweep_expired_at(now + 6 * 86_400).await.unwrap(), 0);
+        assert_eq!(core.sweep_expired_at(now + 8 * 86_400).await.unwrap(), 1);
+        assert!(
+            !core
+                .identify(&admin, photo("obama2.jpg"))
+                .await
+                .unwrap()
+                .allow
+        );
+        assert_eq!(count(db, &sql).await, 0);
+    }
+    drop_schema(&schema).await;
+}

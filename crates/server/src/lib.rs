@@ -5,7 +5,10 @@
 //! Routes (JSON; images as the raw body with `Content-Type: image/jpeg` or `image/png`, at
 //! most [`MAX_IMAGE_BYTES`]):
 //! - `POST /api/v1/subjects` → `{"id"}`; `DELETE /api/v1/subjects/{id}`
+//! - `GET /api/v1/subjects/{id}` → consents and template counts (never template bytes)
 //! - `POST /api/v1/subjects/{id}/consents` `{"purpose", "retention_days"}` → `{"consent_id", "receipt"}`
+//! - `DELETE /api/v1/subjects/{id}/consents/{cid}`: withdraws; the last consent for a purpose
+//!   takes that purpose's templates with it
 //! - `POST /api/v1/subjects/{id}/faces?purpose=…` (image) → `{"template_id"}`
 //! - `POST /api/v1/verify?subject={id}` (image) → `{"decision": "allow"|"deny", "score"}`
 //! - `POST /api/v1/identify` (image) → `{"decision": "allow"|"deny", "subject": id|null}`
@@ -129,8 +132,15 @@ pub fn router(core: Arc<Core>) -> Router {
             get(|| async { Json(json!({ "status": "ok" })) }),
         )
         .route("/api/v1/subjects", post(create_subject))
-        .route("/api/v1/subjects/{id}", delete(delete_subject))
+        .route(
+            "/api/v1/subjects/{id}",
+            delete(delete_subject).get(show_subject),
+        )
         .route("/api/v1/subjects/{id}/consents", post(grant_consent))
+        .route(
+            "/api/v1/subjects/{id}/consents/{cid}",
+            delete(withdraw_consent),
+        )
         .route("/api/v1/subjects/{id}/faces", post(enrol_face))
         .route("/api/v1/verify", post(verify_face))
         .route("/api/v1/identify", post(identify_face))
@@ -187,6 +197,23 @@ async fn delete_subject(
     Path(id): Path<String>,
 ) -> Result<StatusCode, ApiError> {
     s.core.delete_subject(&p, &id).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+async fn show_subject(
+    State(s): State<AppState>,
+    Auth(p): Auth,
+    Path(id): Path<String>,
+) -> Result<Json<consentry_core::SubjectView>, ApiError> {
+    Ok(Json(s.core.subject(&p, &id).await?))
+}
+
+async fn withdraw_consent(
+    State(s): State<AppState>,
+    Auth(p): Auth,
+    Path((id, cid)): Path<(String, String)>,
+) -> Result<StatusCode, ApiError> {
+    s.core.withdraw_consent(&p, &id, &cid).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -273,8 +300,18 @@ async fn identify_face(
     Ok(Json(json!({ "decision": decision, "subject": id.subject })))
 }
 
-/// Serves until Ctrl-C.
+/// Serves until Ctrl-C, sweeping expired templates every hour.
 pub async fn serve(core: Arc<Core>, listener: tokio::net::TcpListener) -> std::io::Result<()> {
+    let sweeper = core.clone();
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(std::time::Duration::from_secs(3600));
+        loop {
+            tick.tick().await;
+            if let Err(e) = sweeper.sweep_expired().await {
+                eprintln!("consentry: retention sweep failed: {e}");
+            }
+        }
+    });
     axum::serve(listener, router(core))
         .with_graceful_shutdown(async {
             let _ = tokio::signal::ctrl_c().await;

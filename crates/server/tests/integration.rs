@@ -158,6 +158,24 @@ async fn the_api_on_both_backends() {
         );
         let (st, _) = call(&app, "POST", &faces, k, jpeg, photo("obama.jpg")).await;
         assert_eq!(st, StatusCode::CREATED);
+        let (st, view) = call(
+            &app,
+            "GET",
+            &format!("/api/v1/subjects/{id}"),
+            k,
+            None,
+            vec![],
+        )
+        .await;
+        assert_eq!(
+            (st, view["verification_templates"].as_i64()),
+            (StatusCode::OK, Some(1)),
+            "{view}"
+        );
+        assert!(
+            !view.to_string().contains("sealed"),
+            "no template bytes in the view"
+        );
 
         let verify = format!("/api/v1/verify?subject={id}");
         let (st, body) = call(&app, "POST", &verify, k, jpeg, photo("obama2.jpg")).await;
