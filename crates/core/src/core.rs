@@ -149,6 +149,59 @@ pub struct ConsentView {
     pub withdrawn_at: Option<i64>,
 }
 
+/// A non-biometric credential, equal to the face in the access decision.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Credential {
+    /// A card number (as read from the card).
+    Card(String),
+    /// A PIN of at least 6 digits.
+    Pin(String),
+}
+
+impl Credential {
+    fn kind(&self) -> &'static str {
+        match self {
+            Credential::Card(_) => "card",
+            Credential::Pin(_) => "pin",
+        }
+    }
+
+    fn validate(&self) -> Result<(), CoreError> {
+        match self {
+            Credential::Card(n) if !n.trim().is_empty() && n.len() <= 128 => Ok(()),
+            Credential::Pin(p)
+                if (6..=12).contains(&p.len()) && p.bytes().all(|b| b.is_ascii_digit()) =>
+            {
+                Ok(())
+            }
+            Credential::Card(_) => Err(CoreError::Invalid(
+                "a card number is 1 to 128 characters".into(),
+            )),
+            Credential::Pin(_) => Err(CoreError::Invalid("a PIN is 6 to 12 digits".into())),
+        }
+    }
+
+    /// The stored lookup: HMAC-SHA256 under the tenant's credential key (kept outside the
+    /// database), so the database alone reveals no card number and allows no offline PIN guessing.
+    fn lookup(&self, key: &[u8; 32]) -> Vec<u8> {
+        use hmac::Mac;
+        let value = match self {
+            Credential::Card(n) => n.trim(),
+            Credential::Pin(p) => p.as_str(),
+        };
+        match hmac::Hmac::<Sha256>::new_from_slice(key) {
+            Ok(mut mac) => {
+                mac.update(self.kind().as_bytes());
+                mac.update(b"\0");
+                mac.update(value.as_bytes());
+                mac.finalize().into_bytes().to_vec()
+            }
+            // HMAC accepts keys of any length; unreachable, and an empty lookup matches nothing.
+            Err(_) => Vec::new(),
+        }
+    }
+}
+
 /// One tenant's in-memory gallery of access templates (transformed, never raw embeddings).
 struct Gallery {
     index: FlatIndex,
@@ -549,6 +602,77 @@ impl Core {
             }
         }
         Ok(gone)
+    }
+
+    /// Registers a card or PIN for a subject; each is unique within the tenant.
+    pub async fn add_credential(
+        &self,
+        p: &Principal,
+        subject: &str,
+        credential: &Credential,
+    ) -> Result<String, CoreError> {
+        p.require(&[Role::Admin, Role::Operator])?;
+        credential.validate()?;
+        let lookup = credential.lookup(&self.keys.credential_key(&p.tenant));
+        let id = new_id();
+        let mut tx = self.db.pool().begin().await?;
+        self.subject_in_tenant(&mut tx, &p.tenant, subject).await?;
+        let taken = sqlx::query("SELECT id FROM credentials WHERE tenant_id = $1 AND lookup = $2")
+            .bind(&p.tenant)
+            .bind(lookup.clone())
+            .fetch_optional(&mut *tx)
+            .await?;
+        if taken.is_some() {
+            return Err(CoreError::AlreadyExists("that credential"));
+        }
+        sqlx::query(
+            "INSERT INTO credentials (id, tenant_id, subject_id, kind, lookup, secret_hash, created_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7)",
+        )
+        .bind(&id)
+        .bind(&p.tenant)
+        .bind(subject)
+        .bind(credential.kind())
+        .bind(lookup.clone())
+        .bind(lookup)
+        .bind(now())
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(id)
+    }
+
+    /// The access decision from a card or a PIN: the same shape as [`identify`](Self::identify).
+    pub async fn decide_credential(
+        &self,
+        p: &Principal,
+        credential: &Credential,
+    ) -> Result<Identification, CoreError> {
+        let deny = Identification {
+            allow: false,
+            subject: None,
+            score: 0.0,
+        };
+        if credential.validate().is_err() {
+            return Ok(deny);
+        }
+        let lookup = credential.lookup(&self.keys.credential_key(&p.tenant));
+        let row = sqlx::query(
+            "SELECT subject_id FROM credentials WHERE tenant_id = $1 AND lookup = $2 AND kind = $3",
+        )
+        .bind(&p.tenant)
+        .bind(lookup)
+        .bind(credential.kind())
+        .fetch_optional(self.db.pool())
+        .await?;
+        Ok(match row {
+            Some(r) => Identification {
+                allow: true,
+                subject: Some(r.try_get("subject_id")?),
+                score: 1.0,
+            },
+            None => deny,
+        })
     }
 
     /// Records consent for a purpose and returns the signed receipt.

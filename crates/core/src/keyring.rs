@@ -74,6 +74,11 @@ impl Keyring {
         TransformSecret::from_bytes(*self.derive(tenant, "template-transform"))
     }
 
+    /// The tenant's key for credential lookups (HMAC of card numbers and PINs).
+    pub(crate) fn credential_key(&self, tenant: &str) -> Zeroizing<[u8; 32]> {
+        self.derive(tenant, "credential-lookup")
+    }
+
     /// The tenant's consent-receipt signing key.
     pub fn receipt_key(&self, tenant: &str) -> SigningKey {
         SigningKey::from_bytes(&self.derive(tenant, "consent-receipt"))

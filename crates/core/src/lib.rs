@@ -15,7 +15,7 @@ mod keyring;
 mod receipt;
 
 pub use crate::core::{
-    ConsentView, Core, Decision, Identification, Principal, Purpose, Role, SubjectView,
+    ConsentView, Core, Credential, Decision, Identification, Principal, Purpose, Role, SubjectView,
 };
 pub use error::CoreError;
 pub use keyring::Keyring;

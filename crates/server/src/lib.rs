@@ -12,6 +12,9 @@
 //! - `POST /api/v1/subjects/{id}/faces?purpose=…` (image) → `{"template_id"}`
 //! - `POST /api/v1/verify?subject={id}` (image) → `{"decision": "allow"|"deny", "score"}`
 //! - `POST /api/v1/identify` (image) → `{"decision": "allow"|"deny", "subject": id|null}`
+//! - `POST /api/v1/subjects/{id}/credentials` `{"card"}` or `{"pin"}` → `{"id"}`
+//! - `POST /api/v1/access/decide`: a face (image body), `{"card"}` or `{"pin"}` →
+//!   `{"decision", "subject"}`, the same shape for each
 //! - `GET /healthz`
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
@@ -23,7 +26,7 @@ use axum::http::{header, request::Parts, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, post};
 use axum::{Json, Router};
-use consentry_core::{Core, CoreError, Principal, Purpose};
+use consentry_core::{Core, CoreError, Credential, Principal, Purpose};
 use consentry_types::{ErrorBody, ErrorCode, HasErrorCode};
 use serde::Deserialize;
 use serde_json::json;
@@ -144,6 +147,8 @@ pub fn router(core: Arc<Core>) -> Router {
         .route("/api/v1/subjects/{id}/faces", post(enrol_face))
         .route("/api/v1/verify", post(verify_face))
         .route("/api/v1/identify", post(identify_face))
+        .route("/api/v1/subjects/{id}/credentials", post(add_credential))
+        .route("/api/v1/access/decide", post(decide_access))
         .fallback(|| async { ApiError::new(ErrorCode::NotFound, "no such endpoint") })
         .layer(DefaultBodyLimit::max(MAX_IMAGE_BYTES))
         .with_state(AppState { core })
@@ -296,6 +301,59 @@ async fn identify_face(
 ) -> Result<Json<serde_json::Value>, ApiError> {
     let image = image_body(&headers, body)?;
     let id = s.core.identify(&p, image).await?;
+    let decision = if id.allow { "allow" } else { "deny" };
+    Ok(Json(json!({ "decision": decision, "subject": id.subject })))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CredentialRequest {
+    card: Option<String>,
+    pin: Option<String>,
+}
+
+impl CredentialRequest {
+    fn credential(self) -> Result<Credential, ApiError> {
+        match (self.card, self.pin) {
+            (Some(c), None) => Ok(Credential::Card(c)),
+            (None, Some(p)) => Ok(Credential::Pin(p)),
+            _ => Err(ApiError::new(
+                ErrorCode::InvalidRequest,
+                "give exactly one of \"card\" or \"pin\"",
+            )),
+        }
+    }
+}
+
+async fn add_credential(
+    State(s): State<AppState>,
+    Auth(p): Auth,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    Body(body): Body,
+) -> Result<Response, ApiError> {
+    let credential = json_body::<CredentialRequest>(&headers, &body)?.credential()?;
+    let cid = s.core.add_credential(&p, &id, &credential).await?;
+    Ok((StatusCode::CREATED, Json(json!({ "id": cid }))).into_response())
+}
+
+/// The access decision from a face (image body), a card or a PIN (JSON): one shape for all.
+async fn decide_access(
+    State(s): State<AppState>,
+    Auth(p): Auth,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let ct = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    let id = if ct.starts_with("image/") {
+        s.core.identify(&p, image_body(&headers, body)?).await?
+    } else {
+        let credential = json_body::<CredentialRequest>(&headers, &body.0)?.credential()?;
+        s.core.decide_credential(&p, &credential).await?
+    };
     let decision = if id.allow { "allow" } else { "deny" };
     Ok(Json(json!({ "decision": decision, "subject": id.subject })))
 }
