@@ -205,6 +205,8 @@ impl Credential {
 /// One tenant's in-memory gallery of access templates (transformed, never raw embeddings).
 struct Gallery {
     index: FlatIndex,
+    /// The last change of `gallery_changes` applied.
+    seq: i64,
     next: u64,
     by_key: HashMap<u64, (String, String)>,
     by_template: HashMap<String, u64>,
@@ -214,6 +216,7 @@ impl Gallery {
     fn new(dim: usize) -> Self {
         Gallery {
             index: FlatIndex::new(dim),
+            seq: 0,
             next: 0,
             by_key: HashMap::new(),
             by_template: HashMap::new(),
@@ -221,6 +224,9 @@ impl Gallery {
     }
 
     fn add(&mut self, template: &str, subject: &str, vector: &[f32]) {
+        if self.by_template.contains_key(template) {
+            return;
+        }
         let key = self.next;
         self.next += 1;
         if self.index.add(key, vector).is_ok() {
@@ -253,7 +259,7 @@ pub struct Core {
     keys: Keyring,
     gate: QualityGate,
     transforms: Mutex<HashMap<String, Arc<TemplateTransform>>>,
-    galleries: Mutex<HashMap<String, Gallery>>,
+    galleries: tokio::sync::Mutex<HashMap<String, Gallery>>,
 }
 
 impl std::fmt::Debug for Core {
@@ -290,7 +296,7 @@ impl Core {
             keys,
             gate: QualityGate::default(),
             transforms: Mutex::new(HashMap::new()),
-            galleries: Mutex::new(HashMap::new()),
+            galleries: tokio::sync::Mutex::new(HashMap::new()),
         }
     }
 
@@ -471,12 +477,8 @@ impl Core {
         if gone == 0 {
             return Err(CoreError::NotFound);
         }
+        record_change(&mut tx, &p.tenant, "remove_subject", None, Some(subject)).await?;
         tx.commit().await?;
-        if let Ok(mut g) = self.galleries.lock() {
-            if let Some(gallery) = g.get_mut(&p.tenant) {
-                gallery.remove_subject(subject);
-            }
-        }
         Ok(())
     }
 
@@ -571,36 +573,32 @@ impl Core {
             .bind(purpose.as_str())
             .execute(&mut *tx)
             .await?;
-        }
-        tx.commit().await?;
-        if !still && purpose == Purpose::Access {
-            if let Ok(mut g) = self.galleries.lock() {
-                if let Some(gallery) = g.get_mut(&p.tenant) {
-                    gallery.remove_subject(subject);
-                }
+            if purpose == Purpose::Access {
+                record_change(&mut tx, &p.tenant, "remove_subject", None, Some(subject)).await?;
             }
         }
+        tx.commit().await?;
         Ok(())
     }
 
     /// Deletes every template past its expiry (all tenants: a maintenance job, no read path).
-    /// Returns how many were deleted. Galleries reload from the vault on next use.
+    /// Returns how many were deleted; every node's galleries reload on their next identify.
     pub async fn sweep_expired(&self) -> Result<u64, CoreError> {
         self.sweep_expired_at(now()).await
     }
 
     /// [`sweep_expired`](Self::sweep_expired) as if the time were `at` (Unix seconds).
     pub async fn sweep_expired_at(&self, at: i64) -> Result<u64, CoreError> {
+        let mut tx = self.db.pool().begin().await?;
         let gone = sqlx::query("DELETE FROM templates WHERE expires_at <= $1")
             .bind(at)
-            .execute(self.db.pool())
+            .execute(&mut *tx)
             .await?
             .rows_affected();
         if gone > 0 {
-            if let Ok(mut g) = self.galleries.lock() {
-                g.clear();
-            }
+            record_change(&mut tx, "*", "reload", None, None).await?;
         }
+        tx.commit().await?;
         Ok(gone)
     }
 
@@ -814,42 +812,42 @@ impl Core {
         .bind(t + retention.min(MAX_RETENTION_DAYS) * 86_400)
         .execute(&mut *tx)
         .await?;
-        tx.commit().await?;
         if purpose == Purpose::Access {
-            if let Ok(mut g) = self.galleries.lock() {
-                if let Some(gallery) = g.get_mut(&p.tenant) {
-                    gallery.add(&template, subject, &protected);
-                }
-            }
+            record_change(&mut tx, &p.tenant, "add", Some(&template), Some(subject)).await?;
         }
+        tx.commit().await?;
         Ok(template)
     }
 
-    /// Loads a tenant's gallery from the vault: every live access template with an active
-    /// access consent, opened with its subject's data key.
-    async fn load_gallery(&self, tenant: &str) -> Result<Gallery, CoreError> {
+    /// Access templates of a tenant (or only `only`) with an active access consent, opened
+    /// with their subjects' data keys and added to `gallery`.
+    async fn open_access_templates(
+        &self,
+        tenant: &str,
+        only: Option<&str>,
+        gallery: &mut Gallery,
+    ) -> Result<(), CoreError> {
         let rows = sqlx::query(
             "SELECT t.id, t.subject_id, t.sealed, k.wrapped FROM templates t \
              JOIN data_keys k ON k.subject_id = t.subject_id \
              WHERE t.tenant_id = $1 AND t.purpose = 'access' AND t.expires_at > $2 \
+             AND ($3 = '' OR t.id = $3) \
              AND EXISTS (SELECT 1 FROM consents c WHERE c.tenant_id = t.tenant_id \
              AND c.subject_id = t.subject_id AND c.purpose = 'access' AND c.withdrawn_at IS NULL)",
         )
         .bind(tenant)
         .bind(now())
+        .bind(only.unwrap_or(""))
         .fetch_all(self.db.pool())
         .await?;
         let kek = self.keys.kek(tenant);
-        let mut gallery = Gallery::new(self.engine.models().models().1.dim());
         for row in rows {
             let (id, subject): (String, String) = (row.try_get("id")?, row.try_get("subject_id")?);
-            let key = kek.unwrap(
-                &WrappedKey(row.try_get("wrapped")?),
-                KeyContext {
-                    tenant,
-                    subject: &subject,
-                },
-            )?;
+            let ctx = KeyContext {
+                tenant,
+                subject: &subject,
+            };
+            let key = kek.unwrap(&WrappedKey(row.try_get("wrapped")?), ctx)?;
             let ctx = TemplateContext {
                 tenant,
                 subject: &subject,
@@ -858,7 +856,54 @@ impl Core {
             let template = key.open_template(ctx, &row.try_get::<Vec<u8>, _>("sealed")?)?;
             gallery.add(&id, &subject, &template);
         }
+        Ok(())
+    }
+
+    /// Loads a tenant's whole gallery from the vault. The change sequence is read first, so a
+    /// change committed during the load is applied again afterwards (applying is idempotent).
+    async fn load_gallery(&self, tenant: &str) -> Result<Gallery, CoreError> {
+        let seq: i64 = sqlx::query("SELECT COALESCE(MAX(seq), 0) AS s FROM gallery_changes")
+            .fetch_one(self.db.pool())
+            .await?
+            .try_get("s")?;
+        let mut gallery = Gallery::new(self.engine.models().models().1.dim());
+        gallery.seq = seq;
+        self.open_access_templates(tenant, None, &mut gallery)
+            .await?;
         Ok(gallery)
+    }
+
+    /// Brings a gallery up to date with the changes made since it was loaded, by this node or
+    /// any other on the same database: one indexed query when nothing changed. This is how two
+    /// server processes on one PostgreSQL database stay in step.
+    async fn sync_gallery(&self, tenant: &str, gallery: &mut Gallery) -> Result<(), CoreError> {
+        let changes = sqlx::query(
+            "SELECT seq, op, template_id, subject_id FROM gallery_changes \
+             WHERE (tenant_id = $1 OR tenant_id = '*') AND seq > $2 ORDER BY seq",
+        )
+        .bind(tenant)
+        .bind(gallery.seq)
+        .fetch_all(self.db.pool())
+        .await?;
+        for c in changes {
+            let seq: i64 = c.try_get("seq")?;
+            match c.try_get::<String, _>("op")?.as_str() {
+                "add" => {
+                    let template: Option<String> = c.try_get("template_id")?;
+                    let only = template.as_deref().unwrap_or("-");
+                    self.open_access_templates(tenant, Some(only), gallery)
+                        .await?;
+                }
+                "remove_subject" => {
+                    if let Some(subject) = c.try_get::<Option<String>, _>("subject_id")? {
+                        gallery.remove_subject(&subject);
+                    }
+                }
+                _ => *gallery = self.load_gallery(tenant).await?,
+            }
+            gallery.seq = gallery.seq.max(seq);
+        }
+        Ok(())
     }
 
     /// The primary face of a probe image, embedded (off the async threads) and transformed with
@@ -883,25 +928,28 @@ impl Core {
         image: Vec<u8>,
     ) -> Result<Identification, CoreError> {
         let probe = self.probe(&p.tenant, image).await?;
-        let loaded = self
-            .galleries
-            .lock()
-            .map(|g| g.contains_key(&p.tenant))
-            .unwrap_or(false);
-        if !loaded {
-            let gallery = self.load_gallery(&p.tenant).await?;
-            if let Ok(mut g) = self.galleries.lock() {
-                g.entry(p.tenant.clone()).or_insert(gallery);
-            }
-        }
-        let best = self.galleries.lock().ok().and_then(|g| {
-            let gallery = g.get(&p.tenant)?;
-            let hit = gallery.index.search(&probe, 1).into_iter().next()?;
+        let best = {
+            // One async lock: a gallery is loaded once, and changes are applied in order.
+            let mut galleries = self.galleries.lock().await;
+            let gallery = match galleries.entry(p.tenant.clone()) {
+                std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
+                std::collections::hash_map::Entry::Vacant(e) => {
+                    e.insert(self.load_gallery(&p.tenant).await?)
+                }
+            };
+            self.sync_gallery(&p.tenant, gallery).await?;
             gallery
-                .by_key
-                .get(&hit.id)
-                .map(|(t, s)| (t.clone(), s.clone(), hit.score))
-        });
+                .index
+                .search(&probe, 1)
+                .into_iter()
+                .next()
+                .and_then(|hit| {
+                    gallery
+                        .by_key
+                        .get(&hit.id)
+                        .map(|(t, s)| (t.clone(), s.clone(), hit.score))
+                })
+        };
         let deny = |score| Identification {
             allow: false,
             subject: None,
@@ -1009,4 +1057,24 @@ impl Core {
             score: best,
         })
     }
+}
+
+/// Appends a gallery change inside the caller's transaction.
+async fn record_change(
+    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+    tenant: &str,
+    op: &str,
+    template: Option<&str>,
+    subject: Option<&str>,
+) -> Result<(), CoreError> {
+    sqlx::query(
+        "INSERT INTO gallery_changes (tenant_id, op, template_id, subject_id) VALUES ($1, $2, $3, $4)",
+    )
+    .bind(tenant)
+    .bind(op)
+    .bind(template)
+    .bind(subject)
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
 }

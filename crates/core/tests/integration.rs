@@ -416,3 +416,81 @@ async fn withdrawal_and_retention_delete_templates() {
     }
     drop_schema(&schema).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_nodes_on_one_database_stay_in_step() {
+    let tag = format!(
+        "{}_{}",
+        std::process::id(),
+        N.fetch_add(1, Ordering::Relaxed)
+    );
+    let schema = format!("consentry_core_nodes_{tag}");
+    let admin_db = Db::connect(&pg_url()).await.expect("PostgreSQL");
+    sqlx::query(&format!("CREATE SCHEMA {schema}"))
+        .execute(admin_db.pool())
+        .await
+        .unwrap();
+    let sep = if pg_url().contains('?') { '&' } else { '?' };
+    let url = format!("{}{sep}options=-c%20search_path%3D{schema}", pg_url());
+    let dir = std::env::temp_dir().join(format!("consentry-nodes-{tag}"));
+    std::fs::create_dir_all(&dir).unwrap();
+    let key_file = dir.join("root.key");
+    let node = |_: u8| {
+        let (url, key_file) = (url.clone(), key_file.clone());
+        async move {
+            let db = Db::open(&url).await.unwrap();
+            let (keys, _) = Keyring::load_or_create(&key_file).unwrap();
+            Core::new(db, engine(), keys)
+        }
+    };
+    let (a, b) = (node(1).await, node(2).await);
+    let (_, key) = a.bootstrap_tenant("Compound").await.unwrap();
+    let (pa, pb) = (
+        a.authenticate(&key).await.unwrap(),
+        b.authenticate(&key).await.unwrap(),
+    );
+    let enrol = |name: &'static str| {
+        let pa = pa.clone();
+        let a = &a;
+        async move {
+            let s = a.create_subject(&pa).await.unwrap();
+            a.grant_consent(&pa, &s, Purpose::Access, 365)
+                .await
+                .unwrap();
+            a.enrol_face(&pa, &s, Purpose::Access, photo(name))
+                .await
+                .unwrap();
+            s
+        }
+    };
+    let obama = enrol("obama.jpg").await;
+    // Node B loads its gallery from the shared vault.
+    assert_eq!(
+        b.identify(&pb, photo("obama2.jpg"))
+            .await
+            .unwrap()
+            .subject
+            .as_deref(),
+        Some(obama.as_str())
+    );
+    // Enrolled through A after B loaded: B applies the change on its next identify.
+    let started = std::time::Instant::now();
+    let biden = enrol("biden.jpg").await;
+    assert_eq!(
+        b.identify(&pb, photo("biden.jpg"))
+            .await
+            .unwrap()
+            .subject
+            .as_deref(),
+        Some(biden.as_str())
+    );
+    // Deleted through A: effective on B at once.
+    a.delete_subject(&pa, &obama).await.unwrap();
+    let gone = b.identify(&pb, photo("obama2.jpg")).await.unwrap();
+    assert!(!gone.allow && gone.subject.is_none(), "{gone:?}");
+    eprintln!("two-node propagation round trip: {:?}", started.elapsed());
+    sqlx::query(&format!("DROP SCHEMA IF EXISTS {schema} CASCADE"))
+        .execute(admin_db.pool())
+        .await
+        .unwrap();
+}
