@@ -260,6 +260,7 @@ pub struct Core {
     gate: QualityGate,
     transforms: Mutex<HashMap<String, Arc<TemplateTransform>>>,
     galleries: tokio::sync::Mutex<HashMap<String, Gallery>>,
+    face_slots: tokio::sync::Semaphore,
 }
 
 impl std::fmt::Debug for Core {
@@ -297,6 +298,9 @@ impl Core {
             gate: QualityGate::default(),
             transforms: Mutex::new(HashMap::new()),
             galleries: tokio::sync::Mutex::new(HashMap::new()),
+            face_slots: tokio::sync::Semaphore::new(
+                std::thread::available_parallelism().map_or(1, |n| n.get()),
+            ),
         }
     }
 
@@ -773,14 +777,13 @@ impl Core {
             .await?;
         tx.commit().await?;
 
-        let engine = self.engine.clone();
         let gate = self.gate;
-        let embedding = tokio::task::spawn_blocking(move || {
-            let img = engine.decode(&image)?;
-            engine.enrol(&img, &gate).map(|(face, _)| face.embedding)
-        })
-        .await
-        .map_err(|e| CoreError::Invalid(format!("face task: {e}")))??;
+        let embedding = self
+            .on_engine(move |engine| {
+                let img = engine.decode(&image)?;
+                engine.enrol(&img, &gate).map(|(face, _)| face.embedding)
+            })
+            .await?;
         let protected = self.transform(&p.tenant).apply(&embedding.0)?;
 
         let template = new_id();
@@ -909,14 +912,31 @@ impl Core {
     /// The primary face of a probe image, embedded (off the async threads) and transformed with
     /// the tenant's secret, ready to compare with its templates.
     async fn probe(&self, tenant: &str, image: Vec<u8>) -> Result<Vec<f32>, CoreError> {
-        let engine = self.engine.clone();
-        let embedding = tokio::task::spawn_blocking(move || {
-            let img = engine.decode(&image)?;
-            engine.embed_primary(&img).map(|f| f.embedding)
-        })
-        .await
-        .map_err(|e| CoreError::Invalid(format!("face task: {e}")))??;
+        let embedding = self
+            .on_engine(move |engine| {
+                let img = engine.decode(&image)?;
+                engine.embed_primary(&img).map(|f| f.embedding)
+            })
+            .await?;
         Ok(self.transform(tenant).apply(&embedding.0)?)
+    }
+
+    /// Runs face work on the blocking pool, at most one job per core at a time: more would only
+    /// queue inside the CPU, and every extra ONNX Runtime session costs tens of megabytes.
+    async fn on_engine<T: Send + 'static>(
+        &self,
+        work: impl FnOnce(&FaceEngine) -> Result<T, consentry_face::FaceError> + Send + 'static,
+    ) -> Result<T, CoreError> {
+        let _permit = self
+            .face_slots
+            .acquire()
+            .await
+            .map_err(|e| CoreError::Invalid(format!("face engine closed: {e}")))?;
+        let engine = self.engine.clone();
+        tokio::task::spawn_blocking(move || work(&engine))
+            .await
+            .map_err(|e| CoreError::Invalid(format!("face task: {e}")))?
+            .map_err(CoreError::from)
     }
 
     /// 1:N at a gate: is this face one of the tenant's consenting, enrolled people? Searches the

@@ -1,0 +1,45 @@
+#!/usr/bin/env bash
+# Verify throughput and latency of `consentry serve` on loopback, bounded in time:
+# requests/s and p50/p99 at concurrency 1, 4 and 16 (wrk, 15 s each), and the server's peak RSS.
+#   bash bench/load_verify.sh            (needs wrk: apt-get install wrk; cargo build --release)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+BIN=target/release/consentry
+PHOTOS="${CONSENTRY_ASSETS:-$HOME/.cache/consentry/assets}/photos"
+DIR=$(mktemp -d)
+PORT=${PORT:-18181}
+DURATION=${DURATION:-15s}
+trap 'kill $SERVER 2>/dev/null || true; rm -rf "$DIR"' EXIT
+"$BIN" serve --demo --listen 127.0.0.1:$PORT --db "sqlite://$DIR/bench.db" > "$DIR/serve.log" 2>&1 &
+SERVER=$!
+for _ in $(seq 50); do grep -q listening "$DIR/serve.log" 2>/dev/null && break; sleep 0.2; done
+KEY=$(grep -o 'cs_[0-9a-f]*' "$DIR/serve.log" | head -1)
+URL=http://127.0.0.1:$PORT
+auth=(-H "Authorization: Bearer $KEY")
+ID=$(curl -sf -X POST "${auth[@]}" $URL/api/v1/subjects | python3 -c 'import sys,json; print(json.load(sys.stdin)["id"])')
+curl -sf -X POST "${auth[@]}" -H 'Content-Type: application/json' \
+  -d '{"purpose":"verification","retention_days":365}' $URL/api/v1/subjects/$ID/consents > /dev/null
+curl -sf -X POST "${auth[@]}" -H 'Content-Type: image/jpeg' --data-binary @"$PHOTOS/obama.jpg" \
+  "$URL/api/v1/subjects/$ID/faces?purpose=verification" > /dev/null
+# The probe: a 250x250 crop-sized portrait is typical of a kiosk camera frame after cropping;
+# we send obama2.jpg as it is (whole pipeline per request: decode, detect, align, embed, match).
+cat > "$DIR/post.lua" <<LUA
+wrk.method = "POST"
+local f = io.open("$PHOTOS/obama2.jpg", "rb")
+wrk.body = f:read("*a")
+f:close()
+wrk.headers["Content-Type"] = "image/jpeg"
+wrk.headers["Authorization"] = "Bearer $KEY"
+LUA
+echo "verify: $(curl -s -X POST "${auth[@]}" -H 'Content-Type: image/jpeg' --data-binary @"$PHOTOS/obama2.jpg" "$URL/api/v1/verify?subject=$ID")"
+printf '%-12s %10s %10s %10s\n' concurrency 'req/s' 'p50 ms' 'p99 ms'
+for c in 1 4 16; do
+  t=$(( c < 2 ? 1 : 2 ))
+  out=$(wrk -t$t -c$c -d$DURATION --latency -s "$DIR/post.lua" "$URL/api/v1/verify?subject=$ID")
+  rps=$(echo "$out" | awk '/Requests\/sec/ {print $2}')
+  p50=$(echo "$out" | awk '$1=="50%" {print $2}')
+  p99=$(echo "$out" | awk '$1=="99%" {print $2}')
+  non2xx=$(echo "$out" | awk '/Non-2xx/ {print $NF}')
+  printf '%-12s %10s %10s %10s %s\n' "$c" "$rps" "$p50" "$p99" "${non2xx:+non-2xx: $non2xx}"
+done
+echo "server peak RSS: $(awk '/VmHWM/ {printf "%.0f MiB", $2/1024}' /proc/$SERVER/status)"
