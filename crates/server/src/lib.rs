@@ -15,7 +15,8 @@
 //! - `POST /api/v1/subjects/{id}/credentials` `{"card"}` or `{"pin"}` → `{"id"}`
 //! - `POST /api/v1/access/decide`: a face (image body), `{"card"}` or `{"pin"}` →
 //!   `{"decision", "subject"}`, the same shape for each
-//! - `GET /healthz`
+//! - `GET /healthz`; `GET /metrics` (Prometheus text: requests by route template and status,
+//!   decisions by kind; no ids)
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
@@ -81,10 +82,77 @@ impl IntoResponse for ApiError {
     }
 }
 
-/// Shared state: the core.
+/// Shared state: the core and the counters behind `/metrics`.
 #[derive(Clone)]
 pub struct AppState {
     core: Arc<Core>,
+    metrics: Arc<Metrics>,
+}
+
+/// Prometheus counters. Labels carry routes, statuses and decisions only: never a subject id,
+/// a key or anything about a face.
+#[derive(Default)]
+pub struct Metrics {
+    requests: std::sync::Mutex<std::collections::BTreeMap<(String, String, u16), u64>>,
+    decisions: std::sync::Mutex<std::collections::BTreeMap<(&'static str, &'static str), u64>>,
+}
+
+impl Metrics {
+    fn request(&self, method: &str, route: &str, status: u16) {
+        if let Ok(mut m) = self.requests.lock() {
+            *m.entry((method.to_string(), route.to_string(), status))
+                .or_default() += 1;
+        }
+    }
+
+    fn decision(&self, kind: &'static str, allow: bool) {
+        if let Ok(mut m) = self.decisions.lock() {
+            *m.entry((kind, if allow { "allow" } else { "deny" }))
+                .or_default() += 1;
+        }
+    }
+
+    fn render(&self) -> String {
+        let mut out = String::from(
+            "# HELP consentry_requests_total HTTP requests by method, route and status.\n\
+             # TYPE consentry_requests_total counter\n",
+        );
+        if let Ok(m) = self.requests.lock() {
+            for ((method, route, status), n) in m.iter() {
+                out.push_str(&format!(
+                    "consentry_requests_total{{method=\"{method}\",route=\"{route}\",status=\"{status}\"}} {n}\n"
+                ));
+            }
+        }
+        out.push_str(
+            "# HELP consentry_decisions_total Access and verification decisions.\n\
+             # TYPE consentry_decisions_total counter\n",
+        );
+        if let Ok(m) = self.decisions.lock() {
+            for ((kind, decision), n) in m.iter() {
+                out.push_str(&format!(
+                    "consentry_decisions_total{{kind=\"{kind}\",decision=\"{decision}\"}} {n}\n"
+                ));
+            }
+        }
+        out
+    }
+}
+
+async fn count_requests(
+    State(s): State<AppState>,
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let method = req.method().to_string();
+    // The route template (`/api/v1/subjects/{id}`), never the concrete path with its ids.
+    let route = req
+        .extensions()
+        .get::<axum::extract::MatchedPath>()
+        .map_or_else(|| "unmatched".to_string(), |m| m.as_str().to_string());
+    let resp = next.run(req).await;
+    s.metrics.request(&method, &route, resp.status().as_u16());
+    resp
 }
 
 /// The authenticated caller, from `Authorization: Bearer KEY`.
@@ -129,11 +197,16 @@ impl<S: Send + Sync> axum::extract::FromRequest<S> for Body {
 
 /// Builds the router.
 pub fn router(core: Arc<Core>) -> Router {
+    let state = AppState {
+        core,
+        metrics: Arc::new(Metrics::default()),
+    };
     Router::new()
         .route(
             "/healthz",
             get(|| async { Json(json!({ "status": "ok" })) }),
         )
+        .route("/metrics", get(metrics))
         .route("/api/v1/subjects", post(create_subject))
         .route(
             "/api/v1/subjects/{id}",
@@ -151,7 +224,19 @@ pub fn router(core: Arc<Core>) -> Router {
         .route("/api/v1/access/decide", post(decide_access))
         .fallback(|| async { ApiError::new(ErrorCode::NotFound, "no such endpoint") })
         .layer(DefaultBodyLimit::max(MAX_IMAGE_BYTES))
-        .with_state(AppState { core })
+        .route_layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            count_requests,
+        ))
+        .with_state(state)
+}
+
+async fn metrics(State(s): State<AppState>) -> Response {
+    (
+        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+        s.metrics.render(),
+    )
+        .into_response()
 }
 
 /// An image body: content type checked, size limited by the router's body limit.
@@ -289,6 +374,7 @@ async fn verify_face(
         .ok_or_else(|| ApiError::new(ErrorCode::InvalidRequest, "?subject=ID is required"))?;
     let image = image_body(&headers, body)?;
     let d = s.core.verify(&p, &subject, image).await?;
+    s.metrics.decision("verify", d.allow);
     let decision = if d.allow { "allow" } else { "deny" };
     Ok(Json(json!({ "decision": decision, "score": d.score })))
 }
@@ -301,6 +387,7 @@ async fn identify_face(
 ) -> Result<Json<serde_json::Value>, ApiError> {
     let image = image_body(&headers, body)?;
     let id = s.core.identify(&p, image).await?;
+    s.metrics.decision("identify", id.allow);
     let decision = if id.allow { "allow" } else { "deny" };
     Ok(Json(json!({ "decision": decision, "subject": id.subject })))
 }
@@ -349,10 +436,21 @@ async fn decide_access(
         .and_then(|v| v.to_str().ok())
         .unwrap_or("");
     let id = if ct.starts_with("image/") {
-        s.core.identify(&p, image_body(&headers, body)?).await?
+        let id = s.core.identify(&p, image_body(&headers, body)?).await?;
+        s.metrics.decision("face", id.allow);
+        id
     } else {
         let credential = json_body::<CredentialRequest>(&headers, &body.0)?.credential()?;
-        s.core.decide_credential(&p, &credential).await?
+        let id = s.core.decide_credential(&p, &credential).await?;
+        s.metrics.decision(
+            if matches!(credential, Credential::Card(_)) {
+                "card"
+            } else {
+                "pin"
+            },
+            id.allow,
+        );
+        id
     };
     let decision = if id.allow { "allow" } else { "deny" };
     Ok(Json(json!({ "decision": decision, "subject": id.subject })))
