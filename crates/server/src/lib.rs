@@ -15,7 +15,7 @@
 //! - `POST /api/v1/subjects/{id}/credentials` `{"card"}` or `{"pin"}` → `{"id"}`
 //! - `POST /api/v1/access/decide`: a face (image body), `{"card"}` or `{"pin"}` →
 //!   `{"decision", "subject"}`, the same shape for each
-//! - `GET /healthz`; `GET /metrics` (Prometheus text: requests by route template and status,
+//! - `GET /openapi.json` (generated with utoipa from the handlers); `GET /healthz`; `GET /metrics` (Prometheus text: requests by route template and status,
 //!   decisions by kind; no ids)
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
@@ -195,6 +195,39 @@ impl<S: Send + Sync> axum::extract::FromRequest<S> for Body {
     }
 }
 
+/// The error body every endpoint answers with (see the code catalogue in consentry-types).
+#[derive(serde::Serialize, utoipa::ToSchema)]
+pub struct ErrorResponse {
+    /// A stable snake_case code, e.g. `no_face`.
+    pub code: String,
+    /// A human-readable message.
+    pub message: String,
+}
+
+/// The OpenAPI document, generated from the handlers' annotations.
+#[derive(utoipa::OpenApi)]
+#[openapi(
+    info(title = "Consentry", description = "Consent-first biometric verification and access control"),
+    paths(create_subject, delete_subject, show_subject, grant_consent, withdraw_consent, enrol_face,
+        verify_face, identify_face, add_credential, decide_access),
+    components(schemas(ErrorResponse, ConsentRequest, CredentialRequest)),
+    modifiers(&BearerAuth)
+)]
+pub struct ApiDoc;
+
+struct BearerAuth;
+
+impl utoipa::Modify for BearerAuth {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
+        );
+    }
+}
+
 /// Builds the router.
 pub fn router(core: Arc<Core>) -> Router {
     let state = AppState {
@@ -207,6 +240,10 @@ pub fn router(core: Arc<Core>) -> Router {
             get(|| async { Json(json!({ "status": "ok" })) }),
         )
         .route("/metrics", get(metrics))
+        .route(
+            "/openapi.json",
+            get(|| async { Json(<ApiDoc as utoipa::OpenApi>::openapi()) }),
+        )
         .route("/api/v1/subjects", post(create_subject))
         .route(
             "/api/v1/subjects/{id}",
@@ -276,11 +313,15 @@ fn json_body<T: serde::de::DeserializeOwned>(
         .map_err(|e| ApiError::new(ErrorCode::InvalidRequest, format!("malformed JSON: {e}")))
 }
 
+#[utoipa::path(post, path = "/api/v1/subjects", tag = "subjects", security(("bearer" = [])),
+    responses((status = 201, description = "`{\"id\"}`"), (status = 401, description = "`unauthorized`", body = ErrorResponse), (status = 403, description = "`forbidden`", body = ErrorResponse)))]
 async fn create_subject(State(s): State<AppState>, Auth(p): Auth) -> Result<Response, ApiError> {
     let id = s.core.create_subject(&p).await?;
     Ok((StatusCode::CREATED, Json(json!({ "id": id }))).into_response())
 }
 
+#[utoipa::path(delete, path = "/api/v1/subjects/{id}", tag = "subjects", security(("bearer" = [])), params(("id" = String, Path)),
+    responses((status = 204, description = "deleted; its data key destroyed"), (status = 404, description = "`not_found`", body = ErrorResponse), (status = 401, description = "`unauthorized`", body = ErrorResponse)))]
 async fn delete_subject(
     State(s): State<AppState>,
     Auth(p): Auth,
@@ -290,6 +331,8 @@ async fn delete_subject(
     Ok(StatusCode::NO_CONTENT)
 }
 
+#[utoipa::path(get, path = "/api/v1/subjects/{id}", tag = "subjects", security(("bearer" = [])), params(("id" = String, Path)),
+    responses((status = 200, description = "consents and template counts (never template bytes)"), (status = 404, description = "`not_found`", body = ErrorResponse), (status = 401, description = "`unauthorized`", body = ErrorResponse)))]
 async fn show_subject(
     State(s): State<AppState>,
     Auth(p): Auth,
@@ -298,6 +341,9 @@ async fn show_subject(
     Ok(Json(s.core.subject(&p, &id).await?))
 }
 
+#[utoipa::path(delete, path = "/api/v1/subjects/{id}/consents/{cid}", tag = "consents", security(("bearer" = [])),
+    params(("id" = String, Path), ("cid" = String, Path)),
+    responses((status = 204, description = "withdrawn; the last consent for a purpose deletes its templates"), (status = 404, description = "`not_found`", body = ErrorResponse), (status = 401, description = "`unauthorized`", body = ErrorResponse)))]
 async fn withdraw_consent(
     State(s): State<AppState>,
     Auth(p): Auth,
@@ -307,13 +353,16 @@ async fn withdraw_consent(
     Ok(StatusCode::NO_CONTENT)
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct ConsentRequest {
     purpose: String,
     retention_days: i64,
 }
 
+#[utoipa::path(post, path = "/api/v1/subjects/{id}/consents", tag = "consents", security(("bearer" = [])), params(("id" = String, Path)),
+    request_body = ConsentRequest,
+    responses((status = 201, description = "`{\"consent_id\", \"receipt\"}` with an Ed25519-signed receipt"), (status = 400, description = "`invalid_request`", body = ErrorResponse), (status = 401, description = "`unauthorized`", body = ErrorResponse)))]
 async fn grant_consent(
     State(s): State<AppState>,
     Auth(p): Auth,
@@ -339,6 +388,12 @@ struct PurposeQuery {
     purpose: Option<String>,
 }
 
+#[utoipa::path(post, path = "/api/v1/subjects/{id}/faces", tag = "faces", security(("bearer" = [])),
+    params(("id" = String, Path), ("purpose" = String, Query, description = "access or verification")),
+    request_body(content = Vec<u8>, content_type = "image/jpeg", description = "a JPEG or PNG photo, at most 10 MiB"),
+    responses((status = 201, description = "`{\"template_id\"}`"), (status = 403, description = "`consent_required`", body = ErrorResponse),
+        (status = 422, description = "`no_face`, `multiple_faces`, `face_too_small`, `too_blurry`, `face_turned`, ...", body = ErrorResponse),
+        (status = 413, description = "`payload_too_large`, `image_too_large`", body = ErrorResponse), (status = 401, description = "`unauthorized`", body = ErrorResponse)))]
 async fn enrol_face(
     State(s): State<AppState>,
     Auth(p): Auth,
@@ -362,6 +417,9 @@ struct SubjectQuery {
     subject: Option<String>,
 }
 
+#[utoipa::path(post, path = "/api/v1/verify", tag = "decisions", security(("bearer" = [])), params(("subject" = String, Query)),
+    request_body(content = Vec<u8>, content_type = "image/jpeg"),
+    responses((status = 200, description = "`{\"decision\": \"allow\"|\"deny\", \"score\"}`; an unknown subject and a non-match look the same"), (status = 401, description = "`unauthorized`", body = ErrorResponse)))]
 async fn verify_face(
     State(s): State<AppState>,
     Auth(p): Auth,
@@ -379,6 +437,9 @@ async fn verify_face(
     Ok(Json(json!({ "decision": decision, "score": d.score })))
 }
 
+#[utoipa::path(post, path = "/api/v1/identify", tag = "decisions", security(("bearer" = [])),
+    request_body(content = Vec<u8>, content_type = "image/jpeg"),
+    responses((status = 200, description = "`{\"decision\", \"subject\": id|null}`; an unmatched face is dropped"), (status = 401, description = "`unauthorized`", body = ErrorResponse)))]
 async fn identify_face(
     State(s): State<AppState>,
     Auth(p): Auth,
@@ -392,7 +453,7 @@ async fn identify_face(
     Ok(Json(json!({ "decision": decision, "subject": id.subject })))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct CredentialRequest {
     card: Option<String>,
@@ -412,6 +473,9 @@ impl CredentialRequest {
     }
 }
 
+#[utoipa::path(post, path = "/api/v1/subjects/{id}/credentials", tag = "credentials", security(("bearer" = [])), params(("id" = String, Path)),
+    request_body = CredentialRequest,
+    responses((status = 201, description = "`{\"id\"}`"), (status = 409, description = "`already_exists`", body = ErrorResponse), (status = 401, description = "`unauthorized`", body = ErrorResponse)))]
 async fn add_credential(
     State(s): State<AppState>,
     Auth(p): Auth,
@@ -424,6 +488,9 @@ async fn add_credential(
     Ok((StatusCode::CREATED, Json(json!({ "id": cid }))).into_response())
 }
 
+#[utoipa::path(post, path = "/api/v1/access/decide", tag = "decisions", security(("bearer" = [])),
+    request_body(content = CredentialRequest, description = "`{\"card\"}` or `{\"pin\"}` as JSON, or a face as image/jpeg or image/png"),
+    responses((status = 200, description = "`{\"decision\", \"subject\"}`, the same for face, card and PIN"), (status = 401, description = "`unauthorized`", body = ErrorResponse)))]
 /// The access decision from a face (image body), a card or a PIN (JSON): one shape for all.
 async fn decide_access(
     State(s): State<AppState>,
