@@ -177,6 +177,11 @@ impl FromRequestParts<AppState> for Auth {
     }
 }
 
+/// `201 Created` with a JSON body.
+fn created(body: serde_json::Value) -> Response {
+    (StatusCode::CREATED, Json(body)).into_response()
+}
+
 /// The raw request body, with body-limit and read failures as [`ApiError`]s.
 pub struct Body(axum::body::Bytes);
 
@@ -317,7 +322,7 @@ fn json_body<T: serde::de::DeserializeOwned>(
     responses((status = 201, description = "`{\"id\"}`"), (status = 401, description = "`unauthorized`", body = ErrorResponse), (status = 403, description = "`forbidden`", body = ErrorResponse)))]
 async fn create_subject(State(s): State<AppState>, Auth(p): Auth) -> Result<Response, ApiError> {
     let id = s.core.create_subject(&p).await?;
-    Ok((StatusCode::CREATED, Json(json!({ "id": id }))).into_response())
+    Ok(created(json!({ "id": id })))
 }
 
 #[utoipa::path(delete, path = "/api/v1/subjects/{id}", tag = "subjects", security(("bearer" = [])), params(("id" = String, Path)),
@@ -376,11 +381,9 @@ async fn grant_consent(
         .core
         .grant_consent(&p, &id, purpose, req.retention_days)
         .await?;
-    Ok((
-        StatusCode::CREATED,
-        Json(json!({ "consent_id": receipt.consent_id, "receipt": receipt })),
-    )
-        .into_response())
+    Ok(created(
+        json!({ "consent_id": receipt.consent_id, "receipt": receipt }),
+    ))
 }
 
 #[derive(Deserialize)]
@@ -405,11 +408,7 @@ async fn enrol_face(
     let purpose = Purpose::parse(q.purpose.as_deref().unwrap_or(""))?;
     let image = image_body(&headers, body)?;
     let template = s.core.enrol_face(&p, &id, purpose, image).await?;
-    Ok((
-        StatusCode::CREATED,
-        Json(json!({ "template_id": template })),
-    )
-        .into_response())
+    Ok(created(json!({ "template_id": template })))
 }
 
 #[derive(Deserialize)]
@@ -485,7 +484,7 @@ async fn add_credential(
 ) -> Result<Response, ApiError> {
     let credential = json_body::<CredentialRequest>(&headers, &body)?.credential()?;
     let cid = s.core.add_credential(&p, &id, &credential).await?;
-    Ok((StatusCode::CREATED, Json(json!({ "id": cid }))).into_response())
+    Ok(created(json!({ "id": cid })))
 }
 
 #[utoipa::path(post, path = "/api/v1/access/decide", tag = "decisions", security(("bearer" = [])),
