@@ -105,7 +105,7 @@ def prep_python(cache: Path) -> Path:
     req = (HERE / "requirements-prep.txt").read_text()
     if py.exists() and stamp.exists() and stamp.read_text() == req:
         return py
-    print("setup: creating the model-preparation venv (onnx, numpy; pinned)", file=sys.stderr)
+    print("setup: creating the model-preparation venv (onnx, numpy, onnxruntime; pinned)", file=sys.stderr)
     shutil.rmtree(venv, ignore_errors=True)
     subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
     res = subprocess.run([str(py), "-m", "pip", "install", "-q", "--disable-pip-version-check",

@@ -6,6 +6,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Mutex;
 
 use clap::Args;
+use consentry_face::align::CROP;
 use consentry_face::eval::{self, Scored};
 use consentry_face::{Embedding, FaceEngine, FaceError};
 use consentry_types::{ErrorBody, ErrorCode, HasErrorCode};
@@ -39,6 +40,20 @@ pub struct EmbedArgs {
     /// The images are already aligned 112x112 crops: skip detection and alignment.
     #[arg(long)]
     aligned: bool,
+}
+
+/// `consentry align`.
+#[derive(Args)]
+pub struct AlignArgs {
+    /// One or more images.
+    #[arg(required = true)]
+    images: Vec<PathBuf>,
+    /// Directory for the crops (`<image stem>.png`, 112x112 RGB); created if missing.
+    #[arg(long)]
+    out: PathBuf,
+    /// Print JSON lines.
+    #[arg(long)]
+    pub json: bool,
 }
 
 /// `consentry compare`.
@@ -130,6 +145,36 @@ pub fn embed(engine: &FaceEngine, a: &EmbedArgs) -> Result<(), Failure> {
     for (path, r) in a.images.iter().zip(results) {
         let line = match r {
             Ok(e) => json!({ "image": path, "embedding": e }),
+            Err(e) => json!({ "image": path, "error": error_json(&e) }),
+        };
+        println!("{line}");
+    }
+    Ok(())
+}
+
+/// Writes the aligned crop of each image's primary face, exactly what the embedder sees: for
+/// checking alignment and for calibrating quantised models (`setup/calibrate_sface.py`).
+pub fn align(engine: &FaceEngine, a: &AlignArgs) -> Result<(), Failure> {
+    std::fs::create_dir_all(&a.out).map_err(|e| Failure {
+        code: ErrorCode::FileUnreadable,
+        message: format!("cannot create {}: {e}", a.out.display()),
+    })?;
+    for path in &a.images {
+        let stem = path.file_stem().unwrap_or_default().to_string_lossy();
+        let dest = a.out.join(format!("{stem}.png"));
+        let r = engine
+            .read(path)
+            .and_then(|img| engine.align_primary(&img))
+            .and_then(|(_, face)| {
+                let crop = image::RgbImage::from_raw(CROP as u32, CROP as u32, face.rgb)
+                    .ok_or_else(|| FaceError::Truncated("crop size".into()))?;
+                crop.save(&dest).map_err(|e| FaceError::FileUnreadable {
+                    path: dest.display().to_string(),
+                    source: std::io::Error::other(e),
+                })
+            });
+        let line = match r {
+            Ok(()) => json!({ "image": path, "crop": dest }),
             Err(e) => json!({ "image": path, "error": error_json(&e) }),
         };
         println!("{line}");

@@ -61,6 +61,8 @@ enum Command {
     Detect(face_cmds::DetectArgs),
     /// Print the embedding of the largest face of each image (one line per image).
     Embed(face_cmds::EmbedArgs),
+    /// Write the aligned 112x112 crop of each image's primary face.
+    Align(face_cmds::AlignArgs),
     /// Compare two photos, or every pair listed in a file.
     Compare(face_cmds::CompareArgs),
     /// Measure verification accuracy on an LFW-format pairs file.
@@ -137,6 +139,7 @@ fn main() -> ExitCode {
     let json = match &cli.command {
         Command::Detect(a) => a.json,
         Command::Embed(a) => a.json,
+        Command::Align(a) => a.json,
         Command::Compare(a) => a.json,
         Command::Eval(a) => a.json,
         Command::Bench(b) => b.json(),
@@ -152,6 +155,7 @@ fn main() -> ExitCode {
     let result = match &cli.command {
         Command::Detect(a) => with_engine(&|e| face_cmds::detect(e, a)),
         Command::Embed(a) => with_engine(&|e| face_cmds::embed(e, a)),
+        Command::Align(a) => with_engine(&|e| face_cmds::align(e, a)),
         Command::Compare(a) => with_engine(&|e| face_cmds::compare(e, a)),
         Command::Eval(a) => with_engine(&|e| face_cmds::eval(e, a)),
         Command::Bench(bench_cmds::BenchCommand::Pipeline(a)) => {

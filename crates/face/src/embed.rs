@@ -25,7 +25,7 @@ impl RecogniserModel {
     /// Asset path of the prepared model.
     pub fn asset(self) -> &'static str {
         match self {
-            RecogniserModel::SFace => "models/sface_2021dec_fp32.onnx",
+            RecogniserModel::SFace => "models/sface_2021dec_int8.onnx",
             RecogniserModel::Mbf => "models/w600k_mbf_prepared.onnx",
         }
     }

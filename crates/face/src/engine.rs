@@ -13,10 +13,11 @@ use crate::runtime::Assets;
 use crate::FaceError;
 
 /// The cosine-similarity threshold above which two faces are called the same person.
-/// Calibrated on LFW dev folds 1–5: the middle of the plateau of thresholds that maximise
-/// accuracy over all 3,000 dev pairs (0.31–0.35), where FAR on the dev impostors is 0.13%.
+/// Calibrated for the int8 SFace on LFW dev folds 1–5: the middle of the plateau of thresholds
+/// that maximise accuracy over all 3,000 dev pairs (0.30–0.34), where FAR on the dev impostors
+/// is 0.13%.
 /// See docs/accuracy.md.
-pub const DEFAULT_THRESHOLD: f32 = 0.33;
+pub const DEFAULT_THRESHOLD: f32 = 0.32;
 
 /// Threshold for the opt-in InsightFace models (SCRFD + w600k_mbf), chosen the same way on the
 /// same LFW dev pairs (docs/accuracy.md).
@@ -39,6 +40,16 @@ impl ModelSet {
         match self {
             ModelSet::Standard => (DetectorModel::YuNet, RecogniserModel::SFace),
             ModelSet::InsightFace => (DetectorModel::Scrfd, RecogniserModel::Mbf),
+        }
+    }
+
+    /// The name stored with every template this set makes. Templates are compared only with
+    /// probes from the same network: a template from another model (or another quantisation of
+    /// the same one) never matches, and shows as needing re-enrolment.
+    pub fn template_model(self) -> &'static str {
+        match self.models().1 {
+            RecogniserModel::SFace => "sface-2021dec-int8",
+            RecogniserModel::Mbf => "w600k-mbf",
         }
     }
 
@@ -169,14 +180,21 @@ impl FaceEngine {
     /// Detection runs in the quick mode ([`Detector::detect_quick`]): enrolment, which must
     /// also see rival faces, uses the full pass.
     pub fn embed_primary(&self, img: &RgbImage) -> Result<Face, FaceError> {
-        let dets = self.detect_quick(img)?;
-        let idx = quality::primary(&dets, img.width(), img.height()).ok_or(FaceError::NoFace)?;
-        let detection = dets[idx].clone();
-        let embedding = self.embed_aligned(&self.align(img, &detection)?)?;
+        let (detection, aligned) = self.align_primary(img)?;
+        let embedding = self.embed_aligned(&aligned)?;
         Ok(Face {
             detection,
             embedding,
         })
+    }
+
+    /// Detects (quick mode), picks the primary face and aligns it: the first half of
+    /// [`FaceEngine::embed_primary`].
+    pub fn align_primary(&self, img: &RgbImage) -> Result<(Detection, AlignedFace), FaceError> {
+        let dets = self.detect_quick(img)?;
+        let idx = quality::primary(&dets, img.width(), img.height()).ok_or(FaceError::NoFace)?;
+        let aligned = self.align(img, &dets[idx])?;
+        Ok((dets[idx].clone(), aligned))
     }
 
     /// Detects, applies the enrolment quality gate and embeds the one accepted face.
