@@ -14,8 +14,13 @@ use subtle::ConstantTimeEq;
 use crate::receipt::ConsentReceipt;
 use crate::{CoreError, Keyring};
 
-/// Longest retention any template gets, whatever the consent says: three years.
+/// Longest retention any template gets, whatever the consent says: three years. A template is
+/// kept for its consent's `retention_days` after its last successful match (or its enrolment),
+/// and the sweeper deletes it after that.
 const MAX_RETENTION_DAYS: i64 = 3 * 365;
+
+/// How stale `last_used_at` may get before a match writes it again (one day).
+const TOUCH_INTERVAL_SECS: i64 = 86_400;
 
 /// What an API key may do.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -132,6 +137,9 @@ pub struct SubjectView {
     pub access_templates: i64,
     /// Live templates enrolled for verification.
     pub verification_templates: i64,
+    /// Live templates made by another face model than the one running: they never match, and
+    /// the person needs enrolling again to use the face.
+    pub other_model_templates: i64,
 }
 
 /// One consent as shown to operators and the person.
@@ -514,23 +522,27 @@ impl Core {
             })
         })
         .collect::<Result<Vec<_>, sqlx::Error>>()?;
-        let count = |purpose: &'static str| {
+        let model = self.template_model();
+        let count = |purpose: &'static str, same_model: bool| {
             sqlx::query(
                 "SELECT COUNT(*) AS n FROM templates WHERE subject_id = $1 AND tenant_id = $2 \
-                 AND purpose = $3 AND expires_at > $4",
+                 AND ($3 = '' OR purpose = $3) AND expires_at > $4 AND (model = $5) = $6",
             )
             .bind(subject)
             .bind(&p.tenant)
             .bind(purpose)
             .bind(now())
+            .bind(model)
+            .bind(same_model)
             .fetch_one(self.db.pool())
         };
         Ok(SubjectView {
             id: subject.to_string(),
             created_at: row.try_get("created_at")?,
             consents,
-            access_templates: count("access").await?.try_get("n")?,
-            verification_templates: count("verification").await?.try_get("n")?,
+            access_templates: count("access", true).await?.try_get("n")?,
+            verification_templates: count("verification", true).await?.try_get("n")?,
+            other_model_templates: count("", false).await?.try_get("n")?,
         })
     }
 
@@ -736,6 +748,12 @@ impl Core {
             .ok_or(CoreError::NotFound)
     }
 
+    /// The model name stored with, and required of, every template (see
+    /// [`consentry_face::ModelSet::template_model`]).
+    fn template_model(&self) -> &'static str {
+        self.engine.models().template_model()
+    }
+
     async fn data_key(
         &self,
         tx: &mut sqlx::Transaction<'_, sqlx::Any>,
@@ -808,7 +826,7 @@ impl Core {
         .bind(&p.tenant)
         .bind(subject)
         .bind(purpose.as_str())
-        .bind(format!("{:?}", self.engine.models()))
+        .bind(self.template_model())
         .bind(key.seal_template(ctx, &protected))
         .bind(t)
         .bind(t)
@@ -834,13 +852,14 @@ impl Core {
             "SELECT t.id, t.subject_id, t.sealed, k.wrapped FROM templates t \
              JOIN data_keys k ON k.subject_id = t.subject_id \
              WHERE t.tenant_id = $1 AND t.purpose = 'access' AND t.expires_at > $2 \
-             AND ($3 = '' OR t.id = $3) \
+             AND ($3 = '' OR t.id = $3) AND t.model = $4 \
              AND EXISTS (SELECT 1 FROM consents c WHERE c.tenant_id = t.tenant_id \
              AND c.subject_id = t.subject_id AND c.purpose = 'access' AND c.withdrawn_at IS NULL)",
         )
         .bind(tenant)
         .bind(now())
         .bind(only.unwrap_or(""))
+        .bind(self.template_model())
         .fetch_all(self.db.pool())
         .await?;
         let kek = self.keys.kek(tenant);
@@ -984,7 +1003,8 @@ impl Core {
         // The database has the last word: a template deleted, expired or without consent (on
         // this node or another) never grants access, whatever the in-memory index holds.
         let live = sqlx::query(
-            "SELECT t.id FROM templates t WHERE t.id = $1 AND t.tenant_id = $2 AND t.expires_at > $3 \
+            "SELECT t.last_used_at FROM templates t WHERE t.id = $1 AND t.tenant_id = $2 \
+             AND t.expires_at > $3 \
              AND EXISTS (SELECT 1 FROM consents c WHERE c.tenant_id = t.tenant_id \
              AND c.subject_id = t.subject_id AND c.purpose = 'access' AND c.withdrawn_at IS NULL)",
         )
@@ -993,14 +1013,43 @@ impl Core {
         .bind(now())
         .fetch_optional(self.db.pool())
         .await?;
-        if live.is_none() {
+        let Some(live) = live else {
             return Ok(deny(0.0));
-        }
+        };
+        self.touch_template(&p.tenant, &template, live.try_get("last_used_at")?)
+            .await?;
         Ok(Identification {
             allow: true,
             subject: Some(subject),
             score,
         })
+    }
+
+    /// Records a successful use of a template: its retention period starts again from now (the
+    /// period is kept as `expires_at - last_used_at`, set at enrolment from the consent). At
+    /// most one write a day per template, so a busy gate does not turn every match into a
+    /// write.
+    async fn touch_template(
+        &self,
+        tenant: &str,
+        template: &str,
+        last_used: i64,
+    ) -> Result<(), CoreError> {
+        let t = now();
+        if t - last_used < TOUCH_INTERVAL_SECS {
+            return Ok(());
+        }
+        sqlx::query(
+            "UPDATE templates SET expires_at = $1 + (expires_at - last_used_at), last_used_at = $1 \
+             WHERE id = $2 AND tenant_id = $3 AND last_used_at = $4 AND expires_at > $1",
+        )
+        .bind(t)
+        .bind(template)
+        .bind(tenant)
+        .bind(last_used)
+        .execute(self.db.pool())
+        .await?;
+        Ok(())
     }
 
     /// The retention in days of the subject's active consent for `purpose`.
@@ -1045,18 +1094,22 @@ impl Core {
             Err(e) => return Err(e),
         };
         let rows = sqlx::query(
-            "SELECT t.id, t.sealed FROM templates t WHERE t.tenant_id = $1 AND t.subject_id = $2 \
-             AND t.purpose = 'verification' AND t.expires_at > $3 AND EXISTS (SELECT 1 FROM consents c \
+            "SELECT t.id, t.sealed, t.last_used_at FROM templates t \
+             WHERE t.tenant_id = $1 AND t.subject_id = $2 \
+             AND t.purpose = 'verification' AND t.expires_at > $3 AND t.model = $4 \
+             AND EXISTS (SELECT 1 FROM consents c \
              WHERE c.tenant_id = t.tenant_id AND c.subject_id = t.subject_id \
              AND c.purpose = 'verification' AND c.withdrawn_at IS NULL)",
         )
         .bind(&p.tenant)
         .bind(subject)
         .bind(now())
+        .bind(self.template_model())
         .fetch_all(&mut *tx)
         .await?;
         tx.commit().await?;
         let mut best = f32::NEG_INFINITY;
+        let mut best_template = None;
         for row in rows {
             let id: String = row.try_get("id")?;
             let sealed: Vec<u8> = row.try_get("sealed")?;
@@ -1067,15 +1120,19 @@ impl Core {
             };
             let template = key.open_template(ctx, &sealed)?;
             let score: f32 = template.iter().zip(&probe).map(|(a, b)| a * b).sum();
-            best = best.max(score);
+            if score > best {
+                best = score;
+                best_template = Some((id, row.try_get::<i64, _>("last_used_at")?));
+            }
         }
-        if !best.is_finite() {
+        let Some((template, last_used)) = best_template else {
             return Ok(deny);
+        };
+        let allow = best >= self.engine.default_threshold();
+        if allow {
+            self.touch_template(&p.tenant, &template, last_used).await?;
         }
-        Ok(Decision {
-            allow: best >= self.engine.default_threshold(),
-            score: best,
-        })
+        Ok(Decision { allow, score: best })
     }
 }
 

@@ -366,6 +366,25 @@ async fn withdrawal_and_retention_delete_templates() {
                 .unwrap()
                 .allow
         );
+        // A template made by another face model never matches and shows as such.
+        let relabel = |model: &str| {
+            format!("UPDATE templates SET model = '{model}' WHERE subject_id = '{s}'")
+        };
+        sqlx::query(&relabel("sface-2021dec-fp32"))
+            .execute(db.pool())
+            .await
+            .unwrap();
+        let verdict = core.verify(&admin, &s, photo("obama2.jpg")).await.unwrap();
+        assert!(!verdict.allow);
+        let view = core.subject(&admin, &s).await.unwrap();
+        assert_eq!(
+            (view.verification_templates, view.other_model_templates),
+            (0, 1)
+        );
+        sqlx::query(&relabel(engine().models().template_model()))
+            .execute(db.pool())
+            .await
+            .unwrap();
         core.withdraw_consent(&admin, &s, &second.consent_id)
             .await
             .unwrap();
@@ -386,23 +405,35 @@ async fn withdrawal_and_retention_delete_templates() {
         let sql = format!("SELECT COUNT(*) FROM templates WHERE subject_id = '{s}'");
         assert_eq!(count(db, &sql).await, 0);
 
-        // Retention: the sweeper deletes templates whose consent period has passed.
+        // Retention: a template is kept for its consent's period after its last match, then
+        // the sweeper deletes it.
         core.grant_consent(&admin, &s, Purpose::Access, 7)
             .await
             .unwrap();
         core.enrol_face(&admin, &s, Purpose::Access, photo("obama.jpg"))
             .await
             .unwrap();
+        // As if enrolled and last matched three days ago: it would expire in four days...
+        let age = format!(
+            "UPDATE templates SET last_used_at = last_used_at - {d}, expires_at = expires_at - {d} \
+             WHERE subject_id = '{s}'",
+            d = 3 * 86_400
+        );
+        sqlx::query(&age).execute(db.pool()).await.unwrap();
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs() as i64;
+        let expiry = format!("SELECT MAX(expires_at) FROM templates WHERE subject_id = '{s}'");
+        assert!(count(db, &expiry).await <= now + 4 * 86_400);
+        // ...but a match now starts its seven days again.
         assert!(
             core.identify(&admin, photo("obama2.jpg"))
                 .await
                 .unwrap()
                 .allow
         );
-        let now = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .as_secs() as i64;
+        assert!(count(db, &expiry).await >= now + 7 * 86_400);
         assert_eq!(core.sweep_expired_at(now + 6 * 86_400).await.unwrap(), 0);
         assert_eq!(core.sweep_expired_at(now + 8 * 86_400).await.unwrap(), 1);
         assert!(
