@@ -34,6 +34,10 @@ pub struct ServeArgs {
     /// Create (or reuse) the tenant "demo" and print a fresh admin key for it.
     #[arg(long)]
     demo: bool,
+    /// Log level on stderr: off, error, warn, info (one line per request: request id, route
+    /// template, status, duration; never ids, keys or images) or debug.
+    #[arg(long, env = "CONSENTRY_LOG", default_value = "info")]
+    log: tracing_subscriber::filter::LevelFilter,
 }
 
 /// `consentry admin`.
@@ -100,6 +104,11 @@ async fn open(store: &StoreArgs, engine: &EngineArgs) -> Result<Core, Failure> {
 }
 
 pub fn serve(engine: &EngineArgs, a: &ServeArgs) -> Result<(), Failure> {
+    tracing_subscriber::fmt()
+        .with_max_level(a.log)
+        .with_writer(std::io::stderr)
+        .with_ansi(false)
+        .init();
     runtime()?.block_on(async {
         let core = Arc::new(open(&a.store, engine).await?);
         let listener = tokio::net::TcpListener::bind(&a.listen)

@@ -61,7 +61,8 @@ impl From<CoreError> for ApiError {
             e.to_string()
         };
         if code.http_status() >= 500 {
-            eprintln!("consentry: {code}: {e}");
+            // Inside the request's span: the log line carries its request id.
+            tracing::error!(%code, error = %e, "request failed");
         }
         ApiError { code, message }
     }
@@ -139,19 +140,66 @@ impl Metrics {
     }
 }
 
-async fn count_requests(
+/// The request id header: taken from the caller when it is a plain token (so a gateway's id
+/// carries through), generated otherwise, and returned on every response.
+pub const REQUEST_ID: &str = "x-request-id";
+
+fn request_id(headers: &HeaderMap) -> String {
+    let given = headers.get(REQUEST_ID).and_then(|v| v.to_str().ok());
+    match given {
+        Some(id)
+            if (1..=64).contains(&id.len())
+                && id
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"-_.:".contains(&b)) =>
+        {
+            id.to_string()
+        }
+        _ => {
+            let mut bytes = [0u8; 16];
+            // Without randomness the id is still unique enough to be useful: the clock.
+            if getrandom::getrandom(&mut bytes).is_err() {
+                let nanos = std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map_or(0, |d| d.as_nanos());
+                bytes = nanos.to_le_bytes();
+            }
+            bytes.iter().map(|b| format!("{b:02x}")).collect()
+        }
+    }
+}
+
+/// Around every routed request: the request id (header and log span), one log line with the
+/// route template, status and duration, and the counters behind `/metrics`. Nothing of the
+/// body, the concrete path (it holds ids) or the caller's key is logged.
+async fn observe(
     State(s): State<AppState>,
     req: axum::extract::Request,
     next: axum::middleware::Next,
 ) -> Response {
+    use tracing::Instrument;
     let method = req.method().to_string();
     // The route template (`/api/v1/subjects/{id}`), never the concrete path with its ids.
     let route = req
         .extensions()
         .get::<axum::extract::MatchedPath>()
         .map_or_else(|| "unmatched".to_string(), |m| m.as_str().to_string());
-    let resp = next.run(req).await;
-    s.metrics.request(&method, &route, resp.status().as_u16());
+    let id = request_id(req.headers());
+    let span = tracing::info_span!("request", id = %id, method = %method, route = %route);
+    let started = std::time::Instant::now();
+    let mut resp = next.run(req).instrument(span.clone()).await;
+    let status = resp.status().as_u16();
+    span.in_scope(|| {
+        tracing::info!(
+            status,
+            ms = started.elapsed().as_secs_f64() * 1e3,
+            "handled"
+        );
+    });
+    s.metrics.request(&method, &route, status);
+    if let Ok(v) = header::HeaderValue::from_str(&id) {
+        resp.headers_mut().insert(REQUEST_ID, v);
+    }
     resp
 }
 
@@ -266,10 +314,7 @@ pub fn router(core: Arc<Core>) -> Router {
         .route("/api/v1/access/decide", post(decide_access))
         .fallback(|| async { ApiError::new(ErrorCode::NotFound, "no such endpoint") })
         .layer(DefaultBodyLimit::max(MAX_IMAGE_BYTES))
-        .route_layer(axum::middleware::from_fn_with_state(
-            state.clone(),
-            count_requests,
-        ))
+        .route_layer(axum::middleware::from_fn_with_state(state.clone(), observe))
         .with_state(state)
 }
 

@@ -225,3 +225,42 @@ async fn the_api_on_both_backends() {
 async fn sqlx_exec(db: &Db, sql: &str) {
     sqlx::query(sql).execute(db.pool()).await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_response_carries_a_request_id() {
+    let dir = std::env::temp_dir().join(format!("consentry-reqid-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let db = Db::open(&format!("sqlite://{}", dir.join("r.db").display()))
+        .await
+        .unwrap();
+    let (keys, _) = Keyring::load_or_create(&dir.join("r.key")).unwrap();
+    let app = consentry_server::router(Arc::new(Core::new(db, engine(), keys)));
+    let id_of = |given: Option<&str>| {
+        let app = app.clone();
+        let given = given.map(str::to_string);
+        async move {
+            let mut req = Request::builder().method("POST").uri("/api/v1/subjects");
+            if let Some(g) = given {
+                req = req.header("x-request-id", g);
+            }
+            let resp = app.oneshot(req.body(Body::empty()).unwrap()).await.unwrap();
+            // An error response (no key) carries it too.
+            assert_eq!(resp.status(), StatusCode::UNAUTHORIZED);
+            resp.headers()
+                .get("x-request-id")
+                .map(|v| v.to_str().unwrap().to_string())
+        }
+    };
+    // Generated: 32 hex digits, different each time.
+    let (a, b) = (id_of(None).await.unwrap(), id_of(None).await.unwrap());
+    assert_eq!(a.len(), 32);
+    assert!(a.bytes().all(|c| c.is_ascii_hexdigit()));
+    assert_ne!(a, b);
+    // A gateway's id carries through; one that is not a plain token is replaced.
+    assert_eq!(id_of(Some("gw-42.a:b_c")).await.unwrap(), "gw-42.a:b_c");
+    let replaced = id_of(Some("a b<script>")).await.unwrap();
+    assert_eq!(replaced.len(), 32);
+    let long = "x".repeat(65);
+    assert_ne!(id_of(Some(&long)).await.unwrap(), long);
+    std::fs::remove_dir_all(&dir).ok();
+}
