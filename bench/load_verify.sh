@@ -2,6 +2,8 @@
 # Verify throughput and latency of `consentry serve` on loopback, bounded in time:
 # requests/s and p50/p99 at concurrency 1, 4 and 16 (wrk, 15 s each), and the server's peak RSS.
 #   bash bench/load_verify.sh            (needs wrk: apt-get install wrk; cargo build --release)
+# With GALLERY=N GALLERY_DIR=DIR it first enrols N people for access from the photos under DIR
+# (bench/enrol_many.py), prints the RSS then, and runs identify at the same levels too.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BIN=target/release/consentry
@@ -16,6 +18,15 @@ for _ in $(seq 50); do grep -q listening "$DIR/serve.log" 2>/dev/null && break; 
 KEY=$(grep -o 'cs_[0-9a-f]*' "$DIR/serve.log" | head -1)
 URL=http://127.0.0.1:$PORT
 auth=(-H "Authorization: Bearer $KEY")
+rss() { awk '/VmRSS/ {printf "%.0f MiB", $2/1024}' /proc/$SERVER/status; }
+echo "server RSS at start: $(rss)"
+GALLERY=${GALLERY:-0}
+if [ "$GALLERY" -gt 0 ]; then
+  python3 bench/enrol_many.py "$URL" "$KEY" "${GALLERY_DIR:?set GALLERY_DIR}" "$GALLERY"
+  # The first identify loads the tenant's gallery into memory.
+  curl -s -o /dev/null -X POST "${auth[@]}" -H 'Content-Type: image/jpeg' --data-binary @"$PHOTOS/obama2.jpg" "$URL/api/v1/identify"
+  echo "server RSS with $GALLERY enrolled, gallery loaded: $(rss)"
+fi
 ID=$(curl -sf -X POST "${auth[@]}" $URL/api/v1/subjects | python3 -c 'import sys,json; print(json.load(sys.stdin)["id"])')
 curl -sf -X POST "${auth[@]}" -H 'Content-Type: application/json' \
   -d '{"purpose":"verification","retention_days":365}' $URL/api/v1/subjects/$ID/consents > /dev/null
@@ -32,14 +43,20 @@ wrk.headers["Content-Type"] = "image/jpeg"
 wrk.headers["Authorization"] = "Bearer $KEY"
 LUA
 echo "verify: $(curl -s -X POST "${auth[@]}" -H 'Content-Type: image/jpeg' --data-binary @"$PHOTOS/obama2.jpg" "$URL/api/v1/verify?subject=$ID")"
-printf '%-12s %10s %10s %10s\n' concurrency 'req/s' 'p50 ms' 'p99 ms'
-for c in 1 4 16; do
-  t=$(( c < 2 ? 1 : 2 ))
-  out=$(wrk -t$t -c$c -d$DURATION --latency -s "$DIR/post.lua" "$URL/api/v1/verify?subject=$ID")
-  rps=$(echo "$out" | awk '/Requests\/sec/ {print $2}')
-  p50=$(echo "$out" | awk '$1=="50%" {print $2}')
-  p99=$(echo "$out" | awk '$1=="99%" {print $2}')
-  non2xx=$(echo "$out" | awk '/Non-2xx/ {print $NF}')
-  printf '%-12s %10s %10s %10s %s\n' "$c" "$rps" "$p50" "$p99" "${non2xx:+non-2xx: $non2xx}"
+printf '%-10s %-12s %10s %10s %10s\n' call concurrency 'req/s' 'p50 ms' 'p99 ms'
+calls="verify"
+[ "$GALLERY" -gt 0 ] && calls="verify identify"
+for call in $calls; do
+  path="/api/v1/verify?subject=$ID"
+  [ "$call" = identify ] && path=/api/v1/identify
+  for c in 1 4 16; do
+    t=$(( c < 2 ? 1 : 2 ))
+    out=$(wrk -t$t -c$c -d$DURATION --latency -s "$DIR/post.lua" "$URL$path")
+    rps=$(echo "$out" | awk '/Requests\/sec/ {print $2}')
+    p50=$(echo "$out" | awk '$1=="50%" {print $2}')
+    p99=$(echo "$out" | awk '$1=="99%" {print $2}')
+    non2xx=$(echo "$out" | awk '/Non-2xx/ {print $NF}')
+    printf '%-10s %-12s %10s %10s %10s %s\n' "$call" "$c" "$rps" "$p50" "$p99" "${non2xx:+non-2xx: $non2xx}"
+  done
 done
 echo "server peak RSS: $(awk '/VmHWM/ {printf "%.0f MiB", $2/1024}' /proc/$SERVER/status)"

@@ -248,28 +248,43 @@ fn prepare_input(img: &RgbImage, max_side: u32, model: DetectorModel) -> Detecto
 }
 
 /// Averages `k x k` blocks (the last partial row and column are averaged over what exists).
+/// Streams the rows once: each band of `k` rows is summed per column (a plain widening add the
+/// compiler vectorises), then the column sums are added up per block and divided out.
 fn box_reduce(img: &RgbImage, k: u32) -> RgbImage {
     let (w, h) = img.dimensions();
     let (nw, nh) = (w.div_ceil(k), h.div_ceil(k));
+    let (k, w, nw) = (k as usize, w as usize, nw as usize);
     let raw = img.as_raw();
-    let mut out = RgbImage::new(nw, nh);
-    for (ox, oy, px) in out.enumerate_pixels_mut() {
-        let mut sum = [0u32; 3];
-        let mut n = 0u32;
-        for y in oy * k..((oy + 1) * k).min(h) {
-            let row = (y * w) as usize * 3;
-            for x in ox * k..((ox + 1) * k).min(w) {
-                let i = row + x as usize * 3;
-                sum[0] += u32::from(raw[i]);
-                sum[1] += u32::from(raw[i + 1]);
-                sum[2] += u32::from(raw[i + 2]);
-                n += 1;
+    let mut out = vec![0u8; nw * nh as usize * 3];
+    let mut columns = vec![0u32; w * 3];
+    for (band, out_row) in raw.chunks(w * 3 * k).zip(out.chunks_exact_mut(nw * 3)) {
+        columns.iter_mut().for_each(|v| *v = 0);
+        for row in band.chunks_exact(w * 3) {
+            for (c, &p) in columns.iter_mut().zip(row) {
+                *c += u32::from(p);
             }
         }
-        let n = n.max(1);
-        *px = image::Rgb(sum.map(|v| ((v + n / 2) / n) as u8));
+        let rows = band.len() / (w * 3);
+        for (bx, (block, o)) in columns
+            .chunks(k * 3)
+            .zip(out_row.chunks_exact_mut(3))
+            .enumerate()
+        {
+            let n = (rows * (w - bx * k).min(k)) as u32;
+            let mut sum = [0u32; 3];
+            for px in block.chunks_exact(3) {
+                sum[0] += px[0];
+                sum[1] += px[1];
+                sum[2] += px[2];
+            }
+            // Rounded integer mean; the f64 quotient of these small integers is never rounded
+            // across an integer, so truncating it equals integer division.
+            for (o, v) in o.iter_mut().zip(sum) {
+                *o = (f64::from(v + n / 2) / f64::from(n.max(1))) as u8;
+            }
+        }
     }
-    out
+    RgbImage::from_raw(nw as u32, nh, out).unwrap_or_else(|| RgbImage::new(nw as u32, nh))
 }
 
 fn decode_yunet(
@@ -389,6 +404,42 @@ mod tests {
         assert_eq!(input.data[2 * 256 * 256], 10.0);
         // Padding is zero.
         assert_eq!(input.data[255], 0.0);
+    }
+
+    #[test]
+    fn box_reduce_averages_every_block_including_partial_ones() {
+        // Deterministic pseudo-random pixels; sizes with and without partial blocks.
+        for (w, h, k) in [
+            (7u32, 5u32, 2u32),
+            (9, 9, 3),
+            (10, 4, 4),
+            (5, 11, 6),
+            (1, 1, 2),
+        ] {
+            let mut seed = 0x9E37_79B9u32 ^ (w * 31 + h * 7 + k);
+            let img = RgbImage::from_fn(w, h, |_, _| {
+                let mut c = [0u8; 3];
+                for v in &mut c {
+                    seed = seed.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
+                    *v = (seed >> 24) as u8;
+                }
+                image::Rgb(c)
+            });
+            let out = box_reduce(&img, k);
+            assert_eq!(out.dimensions(), (w.div_ceil(k), h.div_ceil(k)));
+            for (ox, oy, px) in out.enumerate_pixels() {
+                for c in 0..3 {
+                    let (mut sum, mut n) = (0u32, 0u32);
+                    for y in oy * k..((oy + 1) * k).min(h) {
+                        for x in ox * k..((ox + 1) * k).min(w) {
+                            sum += u32::from(img.get_pixel(x, y)[c]);
+                            n += 1;
+                        }
+                    }
+                    assert_eq!(px[c], ((sum + n / 2) / n) as u8, "{w}x{h}/{k} at {ox},{oy}");
+                }
+            }
+        }
     }
 
     #[test]
