@@ -343,7 +343,7 @@ impl Core {
         }
         let tenant = new_id();
         let key = format!("cs_{}", consentry_vault::key_to_hex(&random_key()).as_str());
-        let mut tx = self.db.pool().begin().await?;
+        let mut tx = self.db.begin_write().await?;
         let taken = sqlx::query("SELECT id FROM tenants WHERE name = $1")
             .bind(name)
             .fetch_optional(&mut *tx)
@@ -375,7 +375,7 @@ impl Core {
         };
         let tenant: String = row.try_get("id")?;
         let key = format!("cs_{}", consentry_vault::key_to_hex(&random_key()).as_str());
-        let mut tx = self.db.pool().begin().await?;
+        let mut tx = self.db.begin_write().await?;
         self.insert_key(&mut tx, &tenant, Role::Admin, &key).await?;
         tx.commit().await?;
         Ok((tenant, key))
@@ -405,7 +405,7 @@ impl Core {
     pub async fn create_api_key(&self, p: &Principal, role: Role) -> Result<String, CoreError> {
         p.require(&[Role::Admin])?;
         let key = format!("cs_{}", consentry_vault::key_to_hex(&random_key()).as_str());
-        let mut tx = self.db.pool().begin().await?;
+        let mut tx = self.db.begin_write().await?;
         self.insert_key(&mut tx, &p.tenant, role, &key).await?;
         tx.commit().await?;
         Ok(key)
@@ -451,7 +451,7 @@ impl Core {
                 subject: &subject,
             },
         );
-        let mut tx = self.db.pool().begin().await?;
+        let mut tx = self.db.begin_write().await?;
         sqlx::query("INSERT INTO subjects (id, tenant_id, created_at) VALUES ($1, $2, $3)")
             .bind(&subject)
             .bind(&p.tenant)
@@ -472,7 +472,7 @@ impl Core {
     /// any copy of its ciphertexts (a backup, a replica) can no longer be opened.
     pub async fn delete_subject(&self, p: &Principal, subject: &str) -> Result<(), CoreError> {
         p.require(&[Role::Admin, Role::Operator])?;
-        let mut tx = self.db.pool().begin().await?;
+        let mut tx = self.db.begin_write().await?;
         sqlx::query(
             "DELETE FROM data_keys WHERE subject_id IN (SELECT id FROM subjects WHERE id = $1 AND tenant_id = $2)",
         )
@@ -555,7 +555,7 @@ impl Core {
         consent: &str,
     ) -> Result<(), CoreError> {
         p.require(&[Role::Admin, Role::Operator])?;
-        let mut tx = self.db.pool().begin().await?;
+        let mut tx = self.db.begin_write().await?;
         let row = sqlx::query(
             "SELECT purpose FROM consents WHERE id = $1 AND subject_id = $2 AND tenant_id = $3 \
              AND withdrawn_at IS NULL",
@@ -605,7 +605,7 @@ impl Core {
 
     /// [`sweep_expired`](Self::sweep_expired) as if the time were `at` (Unix seconds).
     pub async fn sweep_expired_at(&self, at: i64) -> Result<u64, CoreError> {
-        let mut tx = self.db.pool().begin().await?;
+        let mut tx = self.db.begin_write().await?;
         let gone = sqlx::query("DELETE FROM templates WHERE expires_at <= $1")
             .bind(at)
             .execute(&mut *tx)
@@ -629,7 +629,7 @@ impl Core {
         credential.validate()?;
         let lookup = credential.lookup(&self.keys.credential_key(&p.tenant));
         let id = new_id();
-        let mut tx = self.db.pool().begin().await?;
+        let mut tx = self.db.begin_write().await?;
         self.subject_in_tenant(&mut tx, &p.tenant, subject).await?;
         let taken = sqlx::query("SELECT id FROM credentials WHERE tenant_id = $1 AND lookup = $2")
             .bind(&p.tenant)
@@ -714,7 +714,7 @@ impl Core {
             signature: String::new(),
         }
         .sign(&self.keys.receipt_key(&p.tenant));
-        let mut tx = self.db.pool().begin().await?;
+        let mut tx = self.db.begin_write().await?;
         self.subject_in_tenant(&mut tx, &p.tenant, subject).await?;
         sqlx::query(
             "INSERT INTO consents (id, tenant_id, subject_id, purpose, retention_days, granted_at, receipt) \
@@ -806,7 +806,7 @@ impl Core {
 
         let template = new_id();
         let t = now();
-        let mut tx = self.db.pool().begin().await?;
+        let mut tx = self.db.begin_write().await?;
         // Re-checked inside the writing transaction: a consent withdrawn meanwhile wins.
         let retention = retention.min(
             self.active_consent(&mut tx, &p.tenant, subject, purpose)

@@ -116,6 +116,17 @@ impl Db {
         Ok(db)
     }
 
+    /// Begins a transaction that will write. On SQLite it takes the write lock at once
+    /// (`BEGIN IMMEDIATE`): a deferred transaction that reads first and then writes fails with
+    /// "database is locked" when another connection committed in between, which no busy
+    /// timeout can wait out; an immediate one waits its turn. PostgreSQL: a plain `BEGIN`.
+    pub async fn begin_write(&self) -> Result<sqlx::Transaction<'static, sqlx::Any>, sqlx::Error> {
+        match self.backend {
+            Backend::Sqlite => self.pool.begin_with("BEGIN IMMEDIATE").await,
+            Backend::Postgres => self.pool.begin().await,
+        }
+    }
+
     /// The pool, for the core's transactions.
     pub fn pool(&self) -> &AnyPool {
         &self.pool

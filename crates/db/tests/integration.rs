@@ -3,56 +3,17 @@
 //! schema of its own.
 #![allow(clippy::expect_used, clippy::unwrap_used, clippy::panic)]
 
-use std::sync::atomic::{AtomicU32, Ordering};
-
 use consentry_db::{Backend, Db};
+use consentry_testkit::Scratch;
 
-static N: AtomicU32 = AtomicU32::new(0);
-
-fn pg_url() -> String {
-    std::env::var("CONSENTRY_TEST_PG_URL")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into())
-}
-
-/// A fresh, empty database of each backend.
-async fn fresh() -> Vec<(Db, String)> {
-    let n = N.fetch_add(1, Ordering::Relaxed);
-    let tag = format!(
-        "{}_{}_{}",
-        std::process::id(),
-        n,
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.subsec_nanos())
-            .unwrap_or(0)
-    );
-    let dir = std::env::temp_dir().join(format!("consentry-db-{tag}"));
-    std::fs::create_dir_all(&dir).unwrap();
-    let sqlite = format!("sqlite://{}", dir.join("test.db").display());
-    let schema = format!("consentry_test_{tag}");
-    let admin = Db::connect(&pg_url())
-        .await
-        .expect("PostgreSQL at CONSENTRY_TEST_PG_URL");
-    sqlx::query(&format!("CREATE SCHEMA {schema}"))
-        .execute(admin.pool())
-        .await
-        .unwrap();
-    let sep = if pg_url().contains('?') { '&' } else { '?' };
-    let pg = format!("{}{sep}options=-c%20search_path%3D{schema}", pg_url());
+/// A fresh, empty database of each backend, and the scratch space to remove afterwards.
+async fn fresh() -> (Vec<Db>, Scratch) {
+    let scratch = Scratch::new("db").await;
     let mut out = Vec::new();
-    for url in [sqlite, pg] {
-        out.push((Db::open(&url).await.expect(&url), schema.clone()));
+    for url in scratch.backends() {
+        out.push(Db::open(&url).await.expect(&url));
     }
-    out
-}
-
-/// Drops the PostgreSQL schema a test made (the SQLite file goes with the temp dir).
-async fn cleanup(schema: &str) {
-    if let Ok(admin) = Db::connect(&pg_url()).await {
-        let _ = sqlx::query(&format!("DROP SCHEMA IF EXISTS {schema} CASCADE"))
-            .execute(admin.pool())
-            .await;
-    }
+    (out, scratch)
 }
 
 async fn exec(db: &Db, sql: &str) -> Result<u64, sqlx::Error> {
@@ -73,9 +34,8 @@ async fn count(db: &Db, table: &str) -> i64 {
 
 #[tokio::test]
 async fn both_backends_migrate_idempotently_and_enforce_the_schema() {
-    let dbs = fresh().await;
-    let schema = dbs[0].1.clone();
-    for (db, _) in dbs {
+    let (dbs, scratch) = fresh().await;
+    for db in dbs {
         let b = db.backend();
         db.migrate().await.expect("second migrate is a no-op");
         exec(
@@ -103,14 +63,13 @@ async fn both_backends_migrate_idempotently_and_enforce_the_schema() {
             "{b:?}: foreign key"
         );
     }
-    cleanup(&schema).await;
+    scratch.finish().await;
 }
 
 #[tokio::test]
 async fn deleting_a_subject_removes_its_key_templates_and_consents_in_one_statement() {
-    let dbs = fresh().await;
-    let schema = dbs[0].1.clone();
-    for (db, _) in dbs {
+    let (dbs, scratch) = fresh().await;
+    for db in dbs {
         let b = db.backend();
         let blob = |hex: &str| {
             if b == Backend::Postgres {
@@ -153,7 +112,7 @@ async fn deleting_a_subject_removes_its_key_templates_and_consents_in_one_statem
             assert_eq!(count(&db, table).await, 0, "{b:?} {table}");
         }
     }
-    cleanup(&schema).await;
+    scratch.finish().await;
 }
 
 #[tokio::test]
