@@ -1,39 +1,17 @@
 //! The HTTP API through the router (tower `oneshot`), on SQLite and PostgreSQL.
 #![allow(clippy::expect_used, clippy::unwrap_used, clippy::panic)]
 
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 
 use axum::body::Body;
 use axum::http::{Request, StatusCode};
 use axum::Router;
 use consentry_core::{Core, Keyring};
 use consentry_db::Db;
-use consentry_face::{EngineConfig, FaceEngine};
+use consentry_testkit::{engine, photo, Scratch};
 use http_body_util::BodyExt;
 use serde_json::Value;
 use tower::ServiceExt;
-
-fn engine() -> Arc<FaceEngine> {
-    static E: OnceLock<Arc<FaceEngine>> = OnceLock::new();
-    E.get_or_init(|| {
-        Arc::new(FaceEngine::load(&EngineConfig::default()).expect("python3 setup/fetch.py"))
-    })
-    .clone()
-}
-
-fn photo(name: &str) -> Vec<u8> {
-    std::fs::read(
-        EngineConfig::default()
-            .assets
-            .path(&format!("photos/{name}")),
-    )
-    .expect(name)
-}
-
-fn pg_url() -> String {
-    std::env::var("CONSENTRY_TEST_PG_URL")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into())
-}
 
 async fn call(
     app: &Router,
@@ -65,24 +43,9 @@ async fn call(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_api_on_both_backends() {
-    let tag = format!(
-        "{}_{}",
-        std::process::id(),
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .subsec_nanos()
-    );
-    let dir = std::env::temp_dir().join(format!("consentry-server-{tag}"));
-    std::fs::create_dir_all(&dir).unwrap();
-    let schema = format!("consentry_server_test_{tag}");
-    let admin_db = Db::connect(&pg_url()).await.expect("PostgreSQL");
-    sqlx_exec(&admin_db, &format!("CREATE SCHEMA {schema}")).await;
-    let sep = if pg_url().contains('?') { '&' } else { '?' };
-    for url in [
-        format!("sqlite://{}", dir.join("s.db").display()),
-        format!("{}{sep}options=-c%20search_path%3D{schema}", pg_url()),
-    ] {
+    let scratch = Scratch::new("server").await;
+    let dir = scratch.dir.clone();
+    for url in scratch.backends() {
         let db = Db::open(&url).await.unwrap();
         let (keys, _) = Keyring::load_or_create(&dir.join(format!("{}.key", url.len()))).unwrap();
         let core = Arc::new(Core::new(db, engine(), keys));
@@ -215,25 +178,14 @@ async fn the_api_on_both_backends() {
             StatusCode::NOT_FOUND
         );
     }
-    sqlx_exec(
-        &admin_db,
-        &format!("DROP SCHEMA IF EXISTS {schema} CASCADE"),
-    )
-    .await;
-}
-
-async fn sqlx_exec(db: &Db, sql: &str) {
-    sqlx::query(sql).execute(db.pool()).await.unwrap();
+    scratch.finish().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_response_carries_a_request_id() {
-    let dir = std::env::temp_dir().join(format!("consentry-reqid-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let db = Db::open(&format!("sqlite://{}", dir.join("r.db").display()))
-        .await
-        .unwrap();
-    let (keys, _) = Keyring::load_or_create(&dir.join("r.key")).unwrap();
+    let scratch = Scratch::new("server_reqid").await;
+    let db = Db::open(&scratch.sqlite_url("r")).await.unwrap();
+    let (keys, _) = Keyring::load_or_create(&scratch.dir.join("r.key")).unwrap();
     let app = consentry_server::router(Arc::new(Core::new(db, engine(), keys)));
     let id_of = |given: Option<&str>| {
         let app = app.clone();
@@ -262,5 +214,5 @@ async fn every_response_carries_a_request_id() {
     assert_eq!(replaced.len(), 32);
     let long = "x".repeat(65);
     assert_ne!(id_of(Some(&long)).await.unwrap(), long);
-    std::fs::remove_dir_all(&dir).ok();
+    scratch.finish().await;
 }
