@@ -8,6 +8,7 @@
 and, on the same aligned crops, whether Consentry's SFace embeddings agree with OpenCV's.
 
 Usage: python3 bench/compare_pipelines.py [--images GLOB ...] [--limit N] [--repeat R]
+                                          [--models standard|standard-int8]
 Defaults: 200 LFW dev photos from ../shared/data/lfw-dev (when present) and, separately, the
 910x1137 obama.jpg. The peers are installed, pinned (bench/requirements.txt), into
 ~/.cache/consentry/bench-venv on first use. Run `python3 setup/fetch.py` and
@@ -77,6 +78,8 @@ def main():
     ap.add_argument("--images", nargs="*")
     ap.add_argument("--limit", type=int, default=200)
     ap.add_argument("--repeat", type=int, default=2)
+    ap.add_argument("--models", default="standard",
+                    help="Consentry's --models (standard or standard-int8)")
     args = ap.parse_args()
     ensure_venv()
     import cv2
@@ -117,7 +120,8 @@ def main():
     results = {}
     for name, images in sets.items():
         repeat = args.repeat if len(images) > 1 else 20
-        out = subprocess.run([str(consentry), "bench", "pipeline", "--json", "--repeat", str(repeat)] + images,
+        out = subprocess.run([str(consentry), "--models", args.models, "bench", "pipeline", "--json",
+                              "--repeat", str(repeat)] + images,
                              capture_output=True, text=True, check=True)
         ours = json.loads(out.stdout)["median_ms"]
         cv = timed(opencv, images, repeat)
@@ -142,7 +146,8 @@ def main():
             cv2.imwrite(crop_path, crop)
             crops.append(crop_path)
             feats.append(f / np.linalg.norm(f))
-        out = subprocess.run([str(consentry), "embed", "--aligned", "--json"] + crops,
+        out = subprocess.run([str(consentry), "--models", args.models, "embed", "--aligned", "--json"]
+                             + crops,
                              capture_output=True, text=True, check=True)
         for line, f in zip(out.stdout.splitlines(), feats):
             e = np.array(json.loads(line)["embedding"], dtype=np.float32)

@@ -39,8 +39,10 @@ pub struct EngineArgs {
     /// Flip test-time augmentation: embed the mirrored crop too (twice the embedding cost).
     #[arg(long, global = true)]
     flip: bool,
-    /// Networks: `standard` (YuNet + SFace, permissive licences) or `insightface` (SCRFD +
-    /// w600k_mbf, non-commercial research use only; needs --accept-noncommercial-licence).
+    /// Networks: `standard` (YuNet + SFace, permissive licences), `standard-int8` (the same with
+    /// SFace quantised to int8: same LFW accuracy, 1.8x faster embeddings; templates are not
+    /// interchangeable with `standard`'s) or `insightface` (SCRFD + w600k_mbf, non-commercial
+    /// research use only; needs --accept-noncommercial-licence).
     #[arg(long, global = true, value_enum, default_value_t = Models::Standard)]
     models: Models,
     /// Acknowledge that the InsightFace weights may be used for non-commercial research only.
@@ -52,6 +54,7 @@ pub struct EngineArgs {
 #[derive(Clone, Copy, clap::ValueEnum)]
 enum Models {
     Standard,
+    StandardInt8,
     Insightface,
 }
 
@@ -88,6 +91,7 @@ impl EngineArgs {
         config.flip = self.flip;
         config.models = match self.models {
             Models::Standard => ModelSet::Standard,
+            Models::StandardInt8 => ModelSet::StandardInt8,
             Models::Insightface => ModelSet::InsightFace,
         };
         config.accept_noncommercial_licence = self.accept_noncommercial_licence;

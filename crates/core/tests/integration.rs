@@ -302,7 +302,7 @@ async fn withdrawal_and_retention_delete_templates() {
         let relabel = |model: &str| {
             format!("UPDATE templates SET model = '{model}' WHERE subject_id = '{s}'")
         };
-        sqlx::query(&relabel("sface-2021dec-fp32"))
+        sqlx::query(&relabel("some-other-model"))
             .execute(db.pool())
             .await
             .unwrap();

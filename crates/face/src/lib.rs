@@ -29,6 +29,7 @@ pub use detect::Detection;
 pub use embed::Embedding;
 pub use engine::{
     EngineConfig, Face, FaceEngine, ModelSet, DEFAULT_THRESHOLD, INSIGHTFACE_THRESHOLD,
+    INT8_THRESHOLD,
 };
 pub use error::FaceError;
 pub use quality::{QualityGate, QualityReport};

@@ -161,3 +161,30 @@ fn insightface_models_need_the_licence_acknowledgement_and_then_work() {
     assert!(obama.cosine(&emb("biden.jpg")) < t - 0.1);
     assert!(emb("biden.jpg").cosine(&emb("yaoming.jpg")) < t - 0.1);
 }
+
+#[test]
+fn int8_models_match_like_fp32_with_their_own_threshold() {
+    use consentry_face::{EngineConfig, FaceEngine, ModelSet, INT8_THRESHOLD};
+
+    let engine8 = FaceEngine::load(&EngineConfig {
+        models: ModelSet::StandardInt8,
+        ..EngineConfig::default()
+    })
+    .expect("int8 models");
+    assert_eq!(engine8.default_threshold(), INT8_THRESHOLD);
+    assert_ne!(
+        ModelSet::StandardInt8.template_model(),
+        ModelSet::Standard.template_model()
+    );
+    let emb8 = |name: &str| engine8.embed_primary(&load(name)).expect(name).embedding;
+    let emb32 = |name: &str| engine().embed_primary(&load(name)).expect(name).embedding;
+    let obama = emb8("obama.jpg");
+    assert_eq!(obama.0.len(), 128);
+    assert!(obama.cosine(&emb8("obama3.jpg")) > INT8_THRESHOLD + 0.15);
+    assert!(obama.cosine(&emb8("biden.jpg")) < INT8_THRESHOLD - 0.05);
+    // A quantised copy of the same network: close to, not equal to, the fp32 embedding.
+    for name in ["obama.jpg", "biden.jpg", "yaoming.jpg"] {
+        let c = emb8(name).cosine(&emb32(name));
+        assert!(c > 0.93 && c < 0.99999, "{name}: {c}");
+    }
+}
