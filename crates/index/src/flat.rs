@@ -83,10 +83,18 @@ impl Index for FlatIndex {
             return Vec::new();
         }
         let mut top = TopK::new(k);
-        for (slot, row) in self.data.chunks_exact(self.dim).enumerate() {
-            let s = dot(query, row);
-            if s > top.floor() {
-                top.push(self.ids[slot], s);
+        // The embedding sizes in use get a loop compiled for their length: with the trip count
+        // known, the dot product is fully unrolled and the scan runs near memory speed.
+        match self.dim {
+            128 => scan::<128>(query, &self.data, &self.ids, &mut top),
+            512 => scan::<512>(query, &self.data, &self.ids, &mut top),
+            _ => {
+                for (row, &id) in self.data.chunks_exact(self.dim).zip(&self.ids) {
+                    let s = dot(query, row);
+                    if s > top.floor() {
+                        top.push(id, s);
+                    }
+                }
             }
         }
         top.into_vec()
@@ -95,5 +103,19 @@ impl Index for FlatIndex {
     fn bytes_per_vector(&self) -> f64 {
         // Row, id, and the id -> slot map entry (key, value, about one control byte).
         (self.dim * 4 + 8 + 8 + 8 + 1) as f64
+    }
+}
+
+/// Exact scan with the row length `D` known at compile time.
+fn scan<const D: usize>(query: &[f32], data: &[f32], ids: &[u64], top: &mut TopK) {
+    let Ok(q) = <&[f32; D]>::try_from(query) else {
+        return;
+    };
+    let (rows, _) = data.as_chunks::<D>();
+    for (row, &id) in rows.iter().zip(ids) {
+        let s = dot(q, row);
+        if s > top.floor() {
+            top.push(id, s);
+        }
     }
 }

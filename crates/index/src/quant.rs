@@ -113,10 +113,19 @@ impl Index for QuantIndex {
         // The query's own scale is the same for every row, so ranking ignores it.
         quantise(query, &mut q);
         let mut candidates = TopK::new(self.rerank.max(k));
-        for (slot, code) in self.codes.chunks_exact(d).enumerate() {
-            let approx = dot_i8(&q, code) as f32 * self.scales[slot];
-            if approx > candidates.floor() {
-                candidates.push(slot as u64, approx);
+        // As in the flat scan: the common lengths get a loop compiled for them.
+        match d {
+            128 => scan_codes::<128>(&q, &self.codes, &self.scales, &mut candidates),
+            512 => scan_codes::<512>(&q, &self.codes, &self.scales, &mut candidates),
+            _ => {
+                for (slot, (code, &scale)) in
+                    self.codes.chunks_exact(d).zip(&self.scales).enumerate()
+                {
+                    let approx = dot_i8(&q, code) as f32 * scale;
+                    if approx > candidates.floor() {
+                        candidates.push(slot as u64, approx);
+                    }
+                }
             }
         }
         let mut top = TopK::new(k);
@@ -129,5 +138,19 @@ impl Index for QuantIndex {
 
     fn bytes_per_vector(&self) -> f64 {
         self.exact.bytes_per_vector() + self.dim() as f64 + 4.0
+    }
+}
+
+/// The 8-bit scan with the code length `D` known at compile time; candidates carry slots.
+fn scan_codes<const D: usize>(q: &[i8], codes: &[i8], scales: &[f32], top: &mut TopK) {
+    let Ok(q) = <&[i8; D]>::try_from(q) else {
+        return;
+    };
+    let (rows, _) = codes.as_chunks::<D>();
+    for (slot, (code, &scale)) in rows.iter().zip(scales).enumerate() {
+        let approx = dot_i8(q, code) as f32 * scale;
+        if approx > top.floor() {
+            top.push(slot as u64, approx);
+        }
     }
 }
