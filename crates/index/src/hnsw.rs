@@ -4,7 +4,7 @@ use std::cmp::{Ordering, Reverse};
 use std::collections::{BinaryHeap, HashMap};
 use std::sync::Mutex;
 
-use crate::{check, dot, Hit, Index, IndexError};
+use crate::{check, dot_sized as dot, Hit, Index, IndexError};
 
 /// Graph parameters.
 #[derive(Clone, Copy, Debug)]

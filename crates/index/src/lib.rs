@@ -114,5 +114,23 @@ pub fn dot(a: &[f32], b: &[f32]) -> f32 {
     sum
 }
 
+/// [`dot`] with the common embedding lengths (128, 512) dispatched to copies compiled for
+/// them, where the loop is fully unrolled: for code that takes rows of any length.
+#[inline]
+pub fn dot_sized(a: &[f32], b: &[f32]) -> f32 {
+    fn fixed<const D: usize>(a: &[f32], b: &[f32]) -> Option<f32> {
+        Some(dot(
+            <&[f32; D]>::try_from(a).ok()?,
+            <&[f32; D]>::try_from(b).ok()?,
+        ))
+    }
+    match a.len() {
+        128 => fixed::<128>(a, b),
+        512 => fixed::<512>(a, b),
+        _ => None,
+    }
+    .unwrap_or_else(|| dot(a, b))
+}
+
 #[cfg(test)]
 mod tests;
