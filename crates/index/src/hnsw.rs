@@ -74,6 +74,127 @@ impl Visited {
     }
 }
 
+/// What the search and linking algorithms need of a graph: rows, neighbour lists (read under
+/// whatever guard the storage needs) and deletion marks. Implemented by the index itself and
+/// by the shared, lock-per-list graph of a parallel build.
+trait Graph {
+    fn row(&self, n: u32) -> &[f32];
+    /// Calls `f` with the neighbours of `n` on `level`.
+    fn links<R>(&self, n: u32, level: usize, f: impl FnOnce(&[u32]) -> R) -> R;
+    fn deleted(&self, n: u32) -> bool;
+
+    fn sim(&self, q: &[f32], n: u32) -> f32 {
+        dot(q, self.row(n))
+    }
+
+    fn greedy(&self, q: &[f32], mut ep: u32, level: usize) -> u32 {
+        let mut best = self.sim(q, ep);
+        loop {
+            let next = self.links(ep, level, |nbs| {
+                let mut next = None;
+                for &n in nbs {
+                    let s = self.sim(q, n);
+                    if s > best {
+                        best = s;
+                        next = Some(n);
+                    }
+                }
+                next
+            });
+            match next {
+                Some(n) => ep = n,
+                None => return ep,
+            }
+        }
+    }
+
+    /// Best `ef` nodes found from `ep` on `level`, best first.
+    fn search_layer(
+        &self,
+        q: &[f32],
+        ep: u32,
+        ef: usize,
+        level: usize,
+        visited: &mut Visited,
+    ) -> Vec<Scored> {
+        visited.insert(ep);
+        let first = Scored(self.sim(q, ep), ep);
+        let mut candidates = BinaryHeap::from([first]);
+        let mut results = BinaryHeap::from([Reverse(first)]);
+        while let Some(Scored(s, n)) = candidates.pop() {
+            let worst = results.peek().map_or(f32::NEG_INFINITY, |r| r.0 .0);
+            if s < worst && results.len() >= ef {
+                break;
+            }
+            self.links(n, level, |nbs| {
+                for &m in nbs {
+                    if !visited.insert(m) {
+                        continue;
+                    }
+                    let sm = self.sim(q, m);
+                    let worst = results.peek().map_or(f32::NEG_INFINITY, |r| r.0 .0);
+                    if results.len() < ef || sm > worst {
+                        candidates.push(Scored(sm, m));
+                        results.push(Reverse(Scored(sm, m)));
+                        if results.len() > ef {
+                            results.pop();
+                        }
+                    }
+                }
+            });
+        }
+        let mut out: Vec<Scored> = results.into_iter().map(|r| r.0).collect();
+        out.sort_by(|a, b| b.cmp(a));
+        out
+    }
+
+    /// The neighbour-selection heuristic: keep a candidate only when it is closer to the base
+    /// than to every neighbour already kept, which spreads links across clusters.
+    ///
+    /// Slots the heuristic leaves empty are filled with the closest pruned candidates: in high
+    /// intrinsic dimension (face embeddings of many people) the extra links raise recall.
+    fn select(&self, candidates: &[Scored], m: usize) -> Vec<u32> {
+        let mut kept: Vec<u32> = Vec::with_capacity(m);
+        let mut pruned: Vec<u32> = Vec::new();
+        for &Scored(s, c) in candidates {
+            if kept.len() >= m {
+                break;
+            }
+            if self.deleted(c) {
+                continue;
+            }
+            let row = self.row(c);
+            if kept.iter().all(|&k| dot(row, self.row(k)) < s) {
+                kept.push(c);
+            } else {
+                pruned.push(c);
+            }
+        }
+        let room = m.saturating_sub(kept.len());
+        kept.extend(pruned.into_iter().take(room));
+        kept
+    }
+
+    /// The links `list` of node `n` cut back to `max` by the heuristic.
+    fn shrunk(&self, n: u32, list: &[u32], max: usize) -> Vec<u32> {
+        let base = self.row(n);
+        let mut cands: Vec<Scored> = list
+            .iter()
+            .map(|&c| Scored(dot(base, self.row(c)), c))
+            .collect();
+        cands.sort_by(|a, b| b.cmp(a));
+        self.select(&cands, max)
+    }
+}
+
+fn max_links(params: &HnswParams, level: usize) -> usize {
+    if level == 0 {
+        2 * params.m
+    } else {
+        params.m
+    }
+}
+
 /// An approximate index. Removal marks the node deleted (never returned again), zeroes its
 /// vector, and reconnects its neighbours among themselves; when a quarter of the nodes are
 /// deleted the graph is rebuilt from the live ones.
@@ -124,21 +245,8 @@ impl HnswIndex {
         self.params.ef_search = ef.max(1);
     }
 
-    fn row(&self, n: u32) -> &[f32] {
-        let i = n as usize * self.dim;
-        &self.data[i..i + self.dim]
-    }
-
-    fn sim(&self, q: &[f32], n: u32) -> f32 {
-        dot(q, self.row(n))
-    }
-
     fn max_links(&self, level: usize) -> usize {
-        if level == 0 {
-            2 * self.params.m
-        } else {
-            self.params.m
-        }
+        max_links(&self.params, level)
     }
 
     fn draw_level(&mut self) -> usize {
@@ -172,96 +280,12 @@ impl HnswIndex {
         }
     }
 
-    fn greedy(&self, q: &[f32], mut ep: u32, level: usize) -> u32 {
-        let mut best = self.sim(q, ep);
-        loop {
-            let mut changed = false;
-            for &n in &self.links[ep as usize][level] {
-                let s = self.sim(q, n);
-                if s > best {
-                    best = s;
-                    ep = n;
-                    changed = true;
-                }
-            }
-            if !changed {
-                return ep;
-            }
-        }
-    }
-
-    /// Best `ef` nodes found from `ep` on `level`, best first.
-    fn search_layer(&self, q: &[f32], ep: u32, ef: usize, level: usize) -> Vec<Scored> {
-        let mut visited = self.take_visited();
-        visited.insert(ep);
-        let first = Scored(self.sim(q, ep), ep);
-        let mut candidates = BinaryHeap::from([first]);
-        let mut results = BinaryHeap::from([Reverse(first)]);
-        while let Some(Scored(s, n)) = candidates.pop() {
-            let worst = results.peek().map_or(f32::NEG_INFINITY, |r| r.0 .0);
-            if s < worst && results.len() >= ef {
-                break;
-            }
-            for &m in &self.links[n as usize][level] {
-                if !visited.insert(m) {
-                    continue;
-                }
-                let sm = self.sim(q, m);
-                let worst = results.peek().map_or(f32::NEG_INFINITY, |r| r.0 .0);
-                if results.len() < ef || sm > worst {
-                    candidates.push(Scored(sm, m));
-                    results.push(Reverse(Scored(sm, m)));
-                    if results.len() > ef {
-                        results.pop();
-                    }
-                }
-            }
-        }
-        self.give_visited(visited);
-        let mut out: Vec<Scored> = results.into_iter().map(|r| r.0).collect();
-        out.sort_by(|a, b| b.cmp(a));
-        out
-    }
-
-    /// The neighbour-selection heuristic: keep a candidate only when it is closer to the base
-    /// than to every neighbour already kept, which spreads links across clusters.
-    ///
-    /// Slots the heuristic leaves empty are filled with the closest pruned candidates: in high
-    /// intrinsic dimension (face embeddings of many people) the extra links raise recall.
-    fn select(&self, candidates: &[Scored], m: usize) -> Vec<u32> {
-        let mut kept: Vec<u32> = Vec::with_capacity(m);
-        let mut pruned: Vec<u32> = Vec::new();
-        for &Scored(s, c) in candidates {
-            if kept.len() >= m {
-                break;
-            }
-            if self.deleted[c as usize] {
-                continue;
-            }
-            let row = self.row(c);
-            if kept.iter().all(|&k| dot(row, self.row(k)) < s) {
-                kept.push(c);
-            } else {
-                pruned.push(c);
-            }
-        }
-        let room = m.saturating_sub(kept.len());
-        kept.extend(pruned.into_iter().take(room));
-        kept
-    }
-
     fn shrink(&mut self, n: u32, level: usize) {
         let max = self.max_links(level);
         if self.links[n as usize][level].len() <= max {
             return;
         }
-        let base = self.row(n).to_vec();
-        let mut cands: Vec<Scored> = self.links[n as usize][level]
-            .iter()
-            .map(|&c| Scored(dot(&base, self.row(c)), c))
-            .collect();
-        cands.sort_by(|a, b| b.cmp(a));
-        let kept = self.select(&cands, max);
+        let kept = self.shrunk(n, &self.links[n as usize][level], max);
         self.links[n as usize][level] = kept;
     }
 
@@ -277,8 +301,10 @@ impl HnswIndex {
         for l in (level + 1..=top).rev() {
             ep = self.greedy(&q, ep, l);
         }
+        let mut visited = self.take_visited();
         for l in (0..=level.min(top)).rev() {
-            let found = self.search_layer(&q, ep, self.params.ef_construction, l);
+            visited.reset(self.ids.len());
+            let found = self.search_layer(&q, ep, self.params.ef_construction, l, &mut visited);
             let neighbours = self.select(&found, self.params.m);
             for &nb in &neighbours {
                 self.links[nb as usize][l].push(node);
@@ -289,6 +315,7 @@ impl HnswIndex {
                 ep = best.1;
             }
         }
+        self.give_visited(visited);
         if level > top {
             self.entry = Some(node);
         }
@@ -307,6 +334,21 @@ impl HnswIndex {
         }
         self.data.fill(0.0);
         *self = fresh;
+    }
+}
+
+impl Graph for HnswIndex {
+    fn row(&self, n: u32) -> &[f32] {
+        let i = n as usize * self.dim;
+        &self.data[i..i + self.dim]
+    }
+
+    fn links<R>(&self, n: u32, level: usize, f: impl FnOnce(&[u32]) -> R) -> R {
+        f(&self.links[n as usize][level])
+    }
+
+    fn deleted(&self, n: u32) -> bool {
+        self.deleted[n as usize]
     }
 }
 
@@ -390,7 +432,9 @@ impl Index for HnswIndex {
         for l in (1..=self.top_level()).rev() {
             ep = self.greedy(query, ep, l);
         }
-        let found = self.search_layer(query, ep, self.params.ef_search.max(k), 0);
+        let mut visited = self.take_visited();
+        let found = self.search_layer(query, ep, self.params.ef_search.max(k), 0, &mut visited);
+        self.give_visited(visited);
         found
             .into_iter()
             .filter(|s| !self.deleted[s.1 as usize])
