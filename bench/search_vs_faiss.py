@@ -46,7 +46,9 @@ def main():
     ap.add_argument("--kind", default="clustered")
     ap.add_argument("--m", type=int, default=16)
     ap.add_argument("--ef-construction", type=int, default=64)
-    ap.add_argument("--ef", type=int, default=128)
+    ap.add_argument("--ef", default="128", help="efSearch values, comma-separated")
+    ap.add_argument("--build-threads", type=int, default=1,
+                    help="threads inserting into the HNSW graphs (queries always use one)")
     ap.add_argument("--dir", default="/tmp/consentry-search-bench")
     ap.add_argument("--indexes", default="flat,quant,hnsw")
     args = ap.parse_args()
@@ -65,28 +67,34 @@ def main():
                         "--out-queries", str(queries)], check=True)
     out = subprocess.run([consentry, "bench", "search", "--base", str(base), "--queries", str(queries),
                           "--dim", str(args.dim), "--indexes", args.indexes, "--m", str(args.m),
-                          "--ef-construction", str(args.ef_construction), "--ef", str(args.ef), "--json"],
+                          "--ef-construction", str(args.ef_construction), "--ef", args.ef,
+                          "--build-threads", str(args.build_threads), "--json"],
                          check=True, capture_output=True, text=True)
     rows = [json.loads(line) for line in out.stdout.splitlines()]
 
     xb = np.fromfile(base, dtype="<f4").reshape(-1, args.dim)
     xq = np.fromfile(queries, dtype="<f4").reshape(-1, args.dim)
 
-    def run(name, index, bytes_per_vector, truth=None):
+    def run(name, index, bytes_per_vector, truth=None, efs=(None,), build_threads=1):
+        faiss.omp_set_num_threads(build_threads)
         t = time.perf_counter()
         if not index.is_trained:
             index.train(xb)
         index.add(xb)
         build = time.perf_counter() - t
-        times, top1 = [], []
-        for q in xq:
-            t = time.perf_counter()
-            _, ids = index.search(q.reshape(1, -1), 1)
-            times.append((time.perf_counter() - t) * 1e3)
-            top1.append(int(ids[0, 0]))
-        recall = 1.0 if truth is None else sum(a == b for a, b in zip(truth, top1)) / len(top1)
-        rows.append(dict(index=name, n=len(xb), build_s=build, median_ms=statistics.median(times),
-                         recall_at_1=recall, bytes_per_vector=bytes_per_vector))
+        faiss.omp_set_num_threads(1)
+        for ef in efs:
+            if ef is not None:
+                index.hnsw.efSearch = ef
+            times, top1 = [], []
+            for q in xq:
+                t = time.perf_counter()
+                _, ids = index.search(q.reshape(1, -1), 1)
+                times.append((time.perf_counter() - t) * 1e3)
+                top1.append(int(ids[0, 0]))
+            recall = 1.0 if truth is None else sum(a == b for a, b in zip(truth, top1)) / len(top1)
+            rows.append(dict(index=name, n=len(xb), build_s=build, median_ms=statistics.median(times),
+                             recall_at_1=recall, bytes_per_vector=bytes_per_vector, ef=ef))
         return top1
 
     truth = run("faiss IndexFlatIP", faiss.IndexFlatIP(args.dim), 4 * args.dim)
@@ -98,15 +106,18 @@ def main():
     if "hnsw" in args.indexes:
         h = faiss.IndexHNSWFlat(args.dim, args.m, faiss.METRIC_INNER_PRODUCT)
         h.hnsw.efConstruction = args.ef_construction
-        h.hnsw.efSearch = args.ef
-        run(f"faiss HNSWFlat M{args.m}", h, 4 * args.dim + 8 * args.m, truth)
+        run(f"faiss HNSWFlat M{args.m}", h, 4 * args.dim + 8 * args.m, truth,
+            efs=[int(e) for e in args.ef.split(",")], build_threads=args.build_threads)
 
     flat = next(r for r in rows if r["index"] == "faiss IndexFlatIP")["median_ms"]
-    print(f"n={len(xb)} d={args.dim} data={args.kind} queries={len(xq)} k=1, 1 thread")
-    print(f"{'index':<26}{'build s':>9}{'ms/query':>10}{'vs FAISS flat':>15}{'recall@1':>10}{'bytes/vec':>11}")
+    print(f"n={len(xb)} d={args.dim} data={args.kind} queries={len(xq)} k=1, queries on 1 thread, "
+          f"HNSW built with {args.build_threads} thread(s)")
+    print(f"{'index':<26}{'ef':>5}{'build s':>9}{'ms/query':>10}{'vs FAISS flat':>15}{'recall@1':>10}"
+          f"{'bytes/vec':>11}")
     for r in rows:
-        print(f"{r['index']:<26}{r['build_s']:>9.1f}{r['median_ms']:>10.3f}{r['median_ms'] / flat:>14.2f}x"
-              f"{r['recall_at_1']:>10.4f}{r['bytes_per_vector']:>11.0f}")
+        ef = r.get("ef") or "-"
+        print(f"{r['index']:<26}{ef:>5}{r['build_s']:>9.1f}{r['median_ms']:>10.3f}"
+              f"{r['median_ms'] / flat:>14.2f}x{r['recall_at_1']:>10.4f}{r['bytes_per_vector']:>11.0f}")
 
 
 if __name__ == "__main__":

@@ -65,25 +65,6 @@ pub fn search(a: &SearchArgs) -> Result<(), Failure> {
         names.insert(0, "flat".into());
     }
     for name in &names {
-        let mut index: Box<dyn Index> = match name.as_str() {
-            "flat" => Box::new(FlatIndex::new(a.dim)),
-            "quant" => Box::new(QuantIndex::with_rerank(a.dim, a.rerank)),
-            "hnsw" => Box::new(HnswIndex::new(
-                a.dim,
-                HnswParams {
-                    m: a.m,
-                    ef_construction: a.ef_construction,
-                    ef_search: a.ef,
-                    ..HnswParams::default()
-                },
-            )),
-            other => {
-                return Err(Failure {
-                    code: ErrorCode::InvalidRequest,
-                    message: format!("unknown index {other}"),
-                })
-            }
-        };
         let bar = ProgressBar::new(n as u64);
         if let Ok(style) =
             ProgressStyle::with_template("{msg:6} {bar:40} {pos}/{len} {per_sec} eta {eta}")
@@ -92,44 +73,79 @@ pub fn search(a: &SearchArgs) -> Result<(), Failure> {
         }
         bar.set_message(name.clone());
         let t = Instant::now();
-        for (i, row) in base.chunks_exact(a.dim).enumerate() {
-            index.add(i as u64, row).map_err(|e| Failure {
-                code: ErrorCode::InvalidRequest,
-                message: format!("row {i}: {e}"),
-            })?;
-            if i % 4096 == 0 {
-                bar.set_position(i as u64);
+        let invalid = |message: String| Failure {
+            code: ErrorCode::InvalidRequest,
+            message,
+        };
+        // (index, the efSearch values to time it with; none for the exact indexes)
+        let (mut index, efs): (Box<dyn Index>, Vec<Option<usize>>) = match name.as_str() {
+            "flat" | "quant" => {
+                let mut index: Box<dyn Index> = if name == "flat" {
+                    Box::new(FlatIndex::new(a.dim))
+                } else {
+                    Box::new(QuantIndex::with_rerank(a.dim, a.rerank))
+                };
+                for (i, row) in base.chunks_exact(a.dim).enumerate() {
+                    index
+                        .add(i as u64, row)
+                        .map_err(|e| invalid(format!("row {i}: {e}")))?;
+                    if i % 4096 == 0 {
+                        bar.set_position(i as u64);
+                    }
+                }
+                (index, vec![None])
             }
-        }
+            "hnsw" => {
+                let params = HnswParams {
+                    m: a.m,
+                    ef_construction: a.ef_construction,
+                    ..HnswParams::default()
+                };
+                let ids: Vec<u64> = (0..n as u64).collect();
+                let progress = |i: usize| bar.set_position(i as u64);
+                let index =
+                    HnswIndex::build(a.dim, params, &ids, &base, a.build_threads, &progress)
+                        .map_err(|e| invalid(e.to_string()))?;
+                (Box::new(index), a.ef.iter().map(|&ef| Some(ef)).collect())
+            }
+            other => return Err(invalid(format!("unknown index {other}"))),
+        };
         bar.finish_and_clear();
         let build = t.elapsed().as_secs_f64();
-        let mut times = Vec::with_capacity(queries.len());
-        let mut top1 = Vec::with_capacity(queries.len());
-        for q in &queries {
-            let t = Instant::now();
-            let hits = index.search(q, a.k);
-            times.push(t.elapsed().as_secs_f64() * 1e3);
-            top1.push(hits.first().map_or(u64::MAX, |h| h.id));
-        }
-        let recall = match &truth {
-            Some(t) => {
-                t.iter().zip(&top1).filter(|(x, y)| x == y).count() as f64 / t.len().max(1) as f64
+        for ef in efs {
+            if let Some(ef) = ef {
+                index.set_ef_search(ef);
             }
-            None => 1.0,
-        };
-        if truth.is_none() {
-            truth = Some(top1);
-        }
-        let line = json!({
-            "index": name, "n": n, "dim": a.dim, "queries": queries.len(),
-            "build_s": build, "median_ms": median(&mut times), "p99_ms": percentile(&mut times, 0.99),
-            "recall_at_1": recall, "bytes_per_vector": index.bytes_per_vector(),
-            "process_peak_rss_mib": peak_rss_mib(),
-        });
-        if a.json {
-            println!("{line}");
-        } else {
-            println!("{line:#}");
+            let mut times = Vec::with_capacity(queries.len());
+            let mut top1 = Vec::with_capacity(queries.len());
+            for q in &queries {
+                let t = Instant::now();
+                let hits = index.search(q, a.k);
+                times.push(t.elapsed().as_secs_f64() * 1e3);
+                top1.push(hits.first().map_or(u64::MAX, |h| h.id));
+            }
+            let recall = match &truth {
+                Some(t) => {
+                    t.iter().zip(&top1).filter(|(x, y)| x == y).count() as f64
+                        / t.len().max(1) as f64
+                }
+                None => 1.0,
+            };
+            if truth.is_none() {
+                truth = Some(top1);
+            }
+            let line = json!({
+                "index": name, "n": n, "dim": a.dim, "queries": queries.len(), "ef": ef,
+                "build_threads": if ef.is_some() { a.build_threads } else { 1 },
+                "build_s": build, "median_ms": median(&mut times), "p99_ms": percentile(&mut times, 0.99),
+                "recall_at_1": recall, "bytes_per_vector": index.bytes_per_vector(),
+                "process_peak_rss_mib": peak_rss_mib(),
+            });
+            if a.json {
+                println!("{line}");
+            } else {
+                println!("{line:#}");
+            }
         }
         // Free one index before building the next (1M x 128 is half a gigabyte each).
         drop(index);
@@ -185,9 +201,13 @@ pub struct SearchArgs {
     /// HNSW candidate list while building.
     #[arg(long, default_value_t = 128)]
     ef_construction: usize,
-    /// HNSW candidate list while searching.
-    #[arg(long, default_value_t = 64)]
-    ef: usize,
+    /// HNSW candidate list while searching; several (comma-separated) are each timed on the
+    /// same graph.
+    #[arg(long, value_delimiter = ',', default_value = "64")]
+    ef: Vec<usize>,
+    /// Threads inserting into the HNSW graph while it is built (queries always use one).
+    #[arg(long, default_value_t = 1)]
+    build_threads: usize,
     /// Candidates re-ranked exactly by the quantised index.
     #[arg(long, default_value_t = 32)]
     rerank: usize,

@@ -68,6 +68,8 @@ pub trait Index: Send + Sync {
     fn search(&self, query: &[f32], k: usize) -> Vec<Hit>;
     /// Memory held per live vector, in bytes (vectors, ids, graph; not allocator slack).
     fn bytes_per_vector(&self) -> f64;
+    /// How hard an approximate index searches (HNSW's efSearch); exact indexes ignore it.
+    fn set_ef_search(&mut self, _ef: usize) {}
 }
 
 pub(crate) fn check(vector: &[f32], dim: usize) -> Result<(), IndexError> {
