@@ -442,7 +442,7 @@ impl HnswIndex {
         if unique.len() != n || u32::try_from(n).is_err() {
             for (i, (&id, row)) in ids.iter().zip(data.chunks_exact(dim)).enumerate() {
                 index.add(id, row)?;
-                if i % 4096 == 0 {
+                if i.is_multiple_of(4096) {
                     progress(i);
                 }
             }
@@ -489,7 +489,7 @@ impl HnswIndex {
                             break;
                         };
                         shared.insert(node, &mut visited);
-                        if i % 4096 == 0 {
+                        if i.is_multiple_of(4096) {
                             progress(i);
                         }
                     }
