@@ -4,7 +4,7 @@
 #   bash bench/load_verify.sh            (needs wrk: apt-get install wrk; cargo build --release)
 # With GALLERY=N GALLERY_DIR=DIR it first enrols N people for access from the photos under DIR
 # (bench/enrol_many.py), prints the RSS then, and runs identify at the same levels too.
-#   GALLERY=10000 GALLERY_DIR=../shared/data/lfw-dev MODELS=standard-int8 bash bench/load_verify.sh
+#   GALLERY=10000 GALLERY_DIR=../shared/data/lfw-dev [MODELS=standard] bash bench/load_verify.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BIN=target/release/consentry
@@ -13,8 +13,8 @@ DIR=$(mktemp -d)
 PORT=${PORT:-18181}
 DURATION=${DURATION:-15s}
 trap 'kill $SERVER 2>/dev/null || true; rm -rf "$DIR"' EXIT
-# MODELS=standard-int8 runs the server with the int8 SFace (see docs/accuracy.md).
-"$BIN" --models "${MODELS:-standard}" serve --demo --listen 127.0.0.1:$PORT --db "sqlite://$DIR/bench.db" > "$DIR/serve.log" 2>&1 &
+# MODELS=standard runs the server with the fp32 SFace (its default is standard-int8).
+"$BIN" --models "${MODELS:-standard-int8}" serve --demo --listen 127.0.0.1:$PORT --db "sqlite://$DIR/bench.db" > "$DIR/serve.log" 2>&1 &
 SERVER=$!
 for _ in $(seq 50); do grep -q listening "$DIR/serve.log" 2>/dev/null && break; sleep 0.2; done
 KEY=$(grep -o 'cs_[0-9a-f]*' "$DIR/serve.log" | head -1)

@@ -39,12 +39,13 @@ pub struct EngineArgs {
     /// Flip test-time augmentation: embed the mirrored crop too (twice the embedding cost).
     #[arg(long, global = true)]
     flip: bool,
-    /// Networks: `standard` (YuNet + SFace, permissive licences), `standard-int8` (the same with
-    /// SFace quantised to int8: same LFW accuracy, 1.8x faster embeddings; templates are not
-    /// interchangeable with `standard`'s) or `insightface` (SCRFD + w600k_mbf, non-commercial
-    /// research use only; needs --accept-noncommercial-licence).
-    #[arg(long, global = true, value_enum, default_value_t = Models::Standard)]
-    models: Models,
+    /// Networks: `standard` (YuNet + SFace as published, permissive licences), `standard-int8`
+    /// (the same with SFace quantised to int8: same LFW accuracy, 1.8x faster embeddings, half
+    /// the memory; templates are not interchangeable with `standard`'s) or `insightface` (SCRFD +
+    /// w600k_mbf, non-commercial research use only; needs --accept-noncommercial-licence).
+    /// Default: `standard` for the face commands, `standard-int8` for `serve`.
+    #[arg(long, global = true, value_enum)]
+    models: Option<Models>,
     /// Acknowledge that the InsightFace weights may be used for non-commercial research only.
     #[arg(long, global = true)]
     accept_noncommercial_licence: bool,
@@ -83,13 +84,23 @@ enum Command {
 impl EngineArgs {
     /// Loads the face engine these options describe.
     pub fn load(&self) -> Result<FaceEngine, FaceError> {
+        self.load_or(Models::Standard)
+    }
+
+    /// Loads the engine for the server: the int8 SFace unless `--models` says otherwise (the
+    /// server is where throughput and memory count; accuracy is the same, docs/accuracy.md).
+    pub fn load_for_server(&self) -> Result<FaceEngine, FaceError> {
+        self.load_or(Models::StandardInt8)
+    }
+
+    fn load_or(&self, default: Models) -> Result<FaceEngine, FaceError> {
         let mut config = EngineConfig::default();
         if let Some(dir) = &self.assets {
             config.assets = Assets { dir: dir.clone() };
         }
         config.threads = self.threads.max(1);
         config.flip = self.flip;
-        config.models = match self.models {
+        config.models = match self.models.unwrap_or(default) {
             Models::Standard => ModelSet::Standard,
             Models::StandardInt8 => ModelSet::StandardInt8,
             Models::Insightface => ModelSet::InsightFace,

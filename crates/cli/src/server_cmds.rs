@@ -99,7 +99,7 @@ async fn open(store: &StoreArgs, engine: &EngineArgs) -> Result<Core, Failure> {
             keys
         }
     };
-    let engine = engine.load().map_err(Failure::from)?;
+    let engine = engine.load_for_server().map_err(Failure::from)?;
     Ok(Core::new(db, Arc::new(engine), keys))
 }
 

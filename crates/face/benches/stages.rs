@@ -55,6 +55,14 @@ fn stages(c: &mut Criterion) {
     g.bench_function("align 112x112", |b| {
         b.iter(|| engine.align(black_box(&small), &small_face))
     });
+    let int8 = FaceEngine::load(&EngineConfig {
+        models: consentry_face::ModelSet::StandardInt8,
+        ..EngineConfig::default()
+    })
+    .expect("int8 models");
+    g.bench_function("embed (SFace int8)", |b| {
+        b.iter(|| int8.embed_aligned(black_box(&aligned)))
+    });
     g.bench_function("embed (SFace)", |b| {
         b.iter(|| engine.embed_aligned(black_box(&aligned)))
     });
