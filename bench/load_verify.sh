@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Verify throughput and latency of `consentry serve` on loopback, bounded in time:
-# requests/s and p50/p99 at concurrency 1, 4 and 16 (wrk, 15 s each), and the server's peak RSS.
+# requests/s and p50/p99 at concurrency 1, 4, 8 and 16 (wrk, 15 s each), and the server's peak RSS.
 #   bash bench/load_verify.sh            (needs wrk: apt-get install wrk; cargo build --release)
 # With GALLERY=N GALLERY_DIR=DIR it first enrols N people for access from the photos under DIR
 # (bench/enrol_many.py), prints the RSS then, and runs identify at the same levels too.
@@ -51,7 +51,7 @@ calls="verify"
 for call in $calls; do
   path="/api/v1/verify?subject=$ID"
   [ "$call" = identify ] && path=/api/v1/identify
-  for c in 1 4 16; do
+  for c in 1 4 8 16; do
     t=$(( c < 2 ? 1 : 2 ))
     out=$(wrk -t$t -c$c -d$DURATION --latency -s "$DIR/post.lua" "$URL$path")
     rps=$(echo "$out" | awk '/Requests\/sec/ {print $2}')

@@ -15,7 +15,8 @@ pub struct ConsentReceipt {
     pub subject_id: String,
     /// `access` or `verification`.
     pub purpose: String,
-    /// Days the templates may be kept.
+    /// Days the templates may be kept after their enrolment or last successful match (at most
+    /// three years).
     pub retention_days: i64,
     /// Unix seconds.
     pub granted_at: i64,

@@ -574,8 +574,10 @@ pub async fn serve(core: Arc<Core>, listener: tokio::net::TcpListener) -> std::i
         let mut tick = tokio::time::interval(std::time::Duration::from_secs(3600));
         loop {
             tick.tick().await;
-            if let Err(e) = sweeper.sweep_expired().await {
-                eprintln!("consentry: retention sweep failed: {e}");
+            match sweeper.sweep_expired().await {
+                Ok(n) if n > 0 => tracing::info!(deleted = n, "retention sweep"),
+                Ok(_) => {}
+                Err(e) => tracing::error!(error = %e, "retention sweep failed"),
             }
         }
     });
