@@ -314,7 +314,9 @@ pub fn router(core: Arc<Core>) -> Router {
         .route("/api/v1/access/decide", post(decide_access))
         .fallback(|| async { ApiError::new(ErrorCode::NotFound, "no such endpoint") })
         .layer(DefaultBodyLimit::max(MAX_IMAGE_BYTES))
-        .route_layer(axum::middleware::from_fn_with_state(state.clone(), observe))
+        // `layer`, not `route_layer`: unknown endpoints get their request id and log line too
+        // (their route shows as "unmatched").
+        .layer(axum::middleware::from_fn_with_state(state.clone(), observe))
         .with_state(state)
 }
 

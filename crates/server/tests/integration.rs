@@ -214,5 +214,38 @@ async fn every_response_carries_a_request_id() {
     assert_eq!(replaced.len(), 32);
     let long = "x".repeat(65);
     assert_ne!(id_of(Some(&long)).await.unwrap(), long);
+    // An unknown endpoint too.
+    let resp = app
+        .clone()
+        .oneshot(Request::get("/no/such/thing").body(Body::empty()).unwrap())
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::NOT_FOUND);
+    assert_eq!(resp.headers()["x-request-id"].len(), 32);
+    // The counters label requests by route template, and the unknown one as unmatched.
+    let resp = app
+        .clone()
+        .oneshot(Request::get("/metrics").body(Body::empty()).unwrap())
+        .await
+        .unwrap();
+    let text = String::from_utf8(
+        resp.into_body()
+            .collect()
+            .await
+            .unwrap()
+            .to_bytes()
+            .to_vec(),
+    )
+    .unwrap();
+    assert!(
+        text.contains(
+            r#"consentry_requests_total{method="POST",route="/api/v1/subjects",status="401"} 5"#
+        ),
+        "{text}"
+    );
+    assert!(
+        text.contains(r#"route="unmatched",status="404"} 1"#),
+        "{text}"
+    );
     scratch.finish().await;
 }
