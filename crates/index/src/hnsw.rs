@@ -196,6 +196,46 @@ fn max_links(params: &HnswParams, level: usize) -> usize {
     }
 }
 
+/// Writing neighbour lists: directly into the index, or under each list's own lock during a
+/// parallel build.
+trait Link: Graph {
+    fn params(&self) -> &HnswParams;
+    /// Nodes in the graph (the size of a visited set).
+    fn nodes(&self) -> usize;
+    fn set_links(&mut self, n: u32, level: usize, links: Vec<u32>);
+    /// Adds `node` to the links of `n`, cut back by the heuristic when they grow past `max`.
+    fn add_link(&mut self, n: u32, level: usize, node: u32, max: usize);
+}
+
+/// HNSW's insertion step, shared by one-by-one adds and the parallel build: links `node` (row
+/// `q`, top level `level`) in, descending from `entry`, the entry point, whose level is `top`.
+fn link_node<G: Link>(
+    g: &mut G,
+    q: &[f32],
+    node: u32,
+    level: usize,
+    (entry, top): (u32, usize),
+    visited: &mut Visited,
+) {
+    let params = *g.params();
+    let mut ep = entry;
+    for l in (level + 1..=top).rev() {
+        ep = g.greedy(q, ep, l);
+    }
+    for l in (0..=level.min(top)).rev() {
+        visited.reset(g.nodes());
+        let found = g.search_layer(q, ep, params.ef_construction, l, visited);
+        let neighbours = g.select(&found, params.m);
+        for &nb in &neighbours {
+            g.add_link(nb, l, node, max_links(&params, l));
+        }
+        g.set_links(node, l, neighbours);
+        if let Some(best) = found.first() {
+            ep = best.1;
+        }
+    }
+}
+
 /// An approximate index. Removal marks the node deleted (never returned again), zeroes its
 /// vector, and reconnects its neighbours among themselves; when a quarter of the nodes are
 /// deleted the graph is rebuilt from the live ones.
@@ -286,15 +326,6 @@ impl HnswIndex {
         }
     }
 
-    fn shrink(&mut self, n: u32, level: usize) {
-        let max = self.max_links(level);
-        if self.links[n as usize][level].len() <= max {
-            return;
-        }
-        let kept = self.shrunk(n, &self.links[n as usize][level], max);
-        self.links[n as usize][level] = kept;
-    }
-
     fn insert_node(&mut self, node: u32) {
         let level = self.links[node as usize].len() - 1;
         let Some(entry) = self.entry else {
@@ -303,24 +334,8 @@ impl HnswIndex {
         };
         let q = self.row(node).to_vec();
         let top = self.top_level();
-        let mut ep = entry;
-        for l in (level + 1..=top).rev() {
-            ep = self.greedy(&q, ep, l);
-        }
         let mut visited = self.take_visited();
-        for l in (0..=level.min(top)).rev() {
-            visited.reset(self.ids.len());
-            let found = self.search_layer(&q, ep, self.params.ef_construction, l, &mut visited);
-            let neighbours = self.select(&found, self.params.m);
-            for &nb in &neighbours {
-                self.links[nb as usize][l].push(node);
-                self.shrink(nb, l);
-            }
-            self.links[node as usize][l] = neighbours;
-            if let Some(best) = found.first() {
-                ep = best.1;
-            }
-        }
+        link_node(self, &q, node, level, (entry, top), &mut visited);
         self.give_visited(visited);
         if level > top {
             self.entry = Some(node);
@@ -360,7 +375,7 @@ struct Shared<'a> {
     entry: Mutex<u32>,
 }
 
-impl Graph for Shared<'_> {
+impl Graph for &Shared<'_> {
     fn row(&self, n: u32) -> &[f32] {
         let i = n as usize * self.dim;
         &self.data[i..i + self.dim]
@@ -375,35 +390,38 @@ impl Graph for Shared<'_> {
     }
 }
 
+impl Link for &Shared<'_> {
+    fn params(&self) -> &HnswParams {
+        &self.params
+    }
+
+    fn nodes(&self) -> usize {
+        self.levels.len()
+    }
+
+    fn set_links(&mut self, n: u32, level: usize, links: Vec<u32>) {
+        *lock(&self.links[n as usize][level]) = links;
+    }
+
+    fn add_link(&mut self, n: u32, level: usize, node: u32, max: usize) {
+        let mut list = lock(&self.links[n as usize][level]);
+        list.push(node);
+        if list.len() > max {
+            let kept = self.shrunk(n, &list, max);
+            *list = kept;
+        }
+    }
+}
+
 impl Shared<'_> {
-    /// Links `node` in: the same steps as [`HnswIndex::insert_node`], each list changed under
-    /// its own lock.
+    /// Links `node` in, each list changed under its own lock.
     fn insert(&self, node: u32, visited: &mut Visited) {
         let level = self.levels[node as usize];
-        let q = self.row(node);
-        let mut ep = *lock(&self.entry);
-        let top = self.levels[ep as usize];
-        for l in (level + 1..=top).rev() {
-            ep = self.greedy(q, ep, l);
-        }
-        for l in (0..=level.min(top)).rev() {
-            visited.reset(self.levels.len());
-            let found = self.search_layer(q, ep, self.params.ef_construction, l, visited);
-            let neighbours = self.select(&found, self.params.m);
-            *lock(&self.links[node as usize][l]) = neighbours.clone();
-            let max = max_links(&self.params, l);
-            for &nb in &neighbours {
-                let mut list = lock(&self.links[nb as usize][l]);
-                list.push(node);
-                if list.len() > max {
-                    let kept = self.shrunk(nb, &list, max);
-                    *list = kept;
-                }
-            }
-            if let Some(best) = found.first() {
-                ep = best.1;
-            }
-        }
+        let entry = *lock(&self.entry);
+        let top = self.levels[entry as usize];
+        let i = node as usize * self.dim;
+        let mut graph = self;
+        link_node(&mut graph, &self.data[i..i + self.dim], node, level, (entry, top), visited);
         if level > top {
             let mut entry = lock(&self.entry);
             if level > self.levels[*entry as usize] {
@@ -532,6 +550,28 @@ impl Graph for HnswIndex {
 
     fn deleted(&self, n: u32) -> bool {
         self.deleted[n as usize]
+    }
+}
+
+impl Link for HnswIndex {
+    fn params(&self) -> &HnswParams {
+        &self.params
+    }
+
+    fn nodes(&self) -> usize {
+        self.ids.len()
+    }
+
+    fn set_links(&mut self, n: u32, level: usize, links: Vec<u32>) {
+        self.links[n as usize][level] = links;
+    }
+
+    fn add_link(&mut self, n: u32, level: usize, node: u32, max: usize) {
+        self.links[n as usize][level].push(node);
+        if self.links[n as usize][level].len() > max {
+            let kept = self.shrunk(n, &self.links[n as usize][level], max);
+            self.links[n as usize][level] = kept;
+        }
     }
 }
 
