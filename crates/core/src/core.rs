@@ -285,7 +285,9 @@ fn now() -> i64 {
         .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
 }
 
-fn new_id() -> String {
+/// A fresh random identifier: 128 bits as 32 hex digits (subjects, consents, templates,
+/// request ids).
+pub fn new_id() -> String {
     random_key()[..16]
         .iter()
         .map(|b| format!("{b:02x}"))

@@ -15,7 +15,8 @@ mod keyring;
 mod receipt;
 
 pub use crate::core::{
-    ConsentView, Core, Credential, Decision, Identification, Principal, Purpose, Role, SubjectView,
+    new_id, ConsentView, Core, Credential, Decision, Identification, Principal, Purpose, Role,
+    SubjectView,
 };
 pub use error::CoreError;
 pub use keyring::Keyring;

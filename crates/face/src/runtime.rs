@@ -9,7 +9,7 @@ use std::path::PathBuf;
 use std::sync::{Mutex, OnceLock};
 
 use ort::environment::Environment;
-use ort::session::builder::{GraphOptimizationLevel, PrepackedWeights};
+use ort::session::builder::GraphOptimizationLevel;
 use ort::session::Session;
 
 use crate::FaceError;
@@ -116,9 +116,6 @@ pub fn environment(assets: &Assets) -> Result<&'static Environment, FaceError> {
 /// take a session from the pool (creating one when none is idle) and give it back afterwards.
 pub struct SessionPool {
     model: Vec<u8>,
-    /// Weights as re-laid-out for the CPU kernels, shared by every session of the pool (each
-    /// session would otherwise hold its own copy: 39 MB for the fp32 SFace).
-    prepacked: PrepackedWeights,
     threads: usize,
     env: &'static Environment,
     idle: Mutex<Vec<Session>>,
@@ -139,7 +136,6 @@ impl SessionPool {
         let model = assets.read_checked(rel)?;
         let pool = SessionPool {
             model,
-            prepacked: PrepackedWeights::new(),
             threads: threads.max(1),
             env,
             idle: Mutex::new(Vec::new()),
@@ -158,8 +154,6 @@ impl SessionPool {
             .with_inter_threads(1)
             .map_err(|e| FaceError::Inference(e.to_string()))?
             .with_intra_op_spinning(false)
-            .map_err(|e| FaceError::Inference(e.to_string()))?
-            .with_prepacked_weights(&self.prepacked)
             .map_err(|e| FaceError::Inference(e.to_string()))?
             .commit_from_memory(&self.model)?;
         Ok(session)

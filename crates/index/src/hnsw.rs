@@ -286,10 +286,6 @@ impl HnswIndex {
         self.params.ef_search = ef.max(1);
     }
 
-    fn max_links(&self, level: usize) -> usize {
-        max_links(&self.params, level)
-    }
-
     /// xorshift64*: the index's own seeded generator (level draws, build order).
     fn next_random(&mut self) -> u64 {
         self.rng ^= self.rng >> 12;
@@ -421,7 +417,14 @@ impl Shared<'_> {
         let top = self.levels[entry as usize];
         let i = node as usize * self.dim;
         let mut graph = self;
-        link_node(&mut graph, &self.data[i..i + self.dim], node, level, (entry, top), visited);
+        link_node(
+            &mut graph,
+            &self.data[i..i + self.dim],
+            node,
+            level,
+            (entry, top),
+            visited,
+        );
         if level > top {
             let mut entry = lock(&self.entry);
             if level > self.levels[*entry as usize] {
@@ -626,7 +629,7 @@ impl Index for HnswIndex {
                     .collect();
                 cands.sort_by(|x, y| y.cmp(x));
                 cands.dedup_by_key(|s| s.1);
-                let kept = self.select(&cands, self.max_links(level));
+                let kept = self.select(&cands, max_links(&self.params, level));
                 self.links[a as usize][level] = kept;
             }
         }

@@ -155,17 +155,7 @@ fn request_id(headers: &HeaderMap) -> String {
         {
             id.to_string()
         }
-        _ => {
-            let mut bytes = [0u8; 16];
-            // Without randomness the id is still unique enough to be useful: the clock.
-            if getrandom::getrandom(&mut bytes).is_err() {
-                let nanos = std::time::SystemTime::now()
-                    .duration_since(std::time::UNIX_EPOCH)
-                    .map_or(0, |d| d.as_nanos());
-                bytes = nanos.to_le_bytes();
-            }
-            bytes.iter().map(|b| format!("{b:02x}")).collect()
-        }
+        _ => consentry_core::new_id(),
     }
 }
 
