@@ -7,7 +7,8 @@ Writes the gallery and queries with `consentry bench gen` (raw little-endian f32
 5 noisy samples per identity, genuine cosine about 0.6), runs `consentry bench search` on them,
 then FAISS (faiss-cpu, pinned in bench/requirements-faiss.txt, 1 thread) on the very same files:
 IndexFlatIP, IndexScalarQuantizer(QT_8bit) with exact re-ranking (IndexRefineFlat), and
-IndexHNSWFlat with the same M and ef. Prints one table; recall@1 is against exact search.
+IndexHNSWFlat with the same efConstruction and ef, at M 16 (the usual setting) and M 64 (whose
+level 0 has as many links as ours: 2M = M0 = 128). Prints one table; recall@1 is against exact search.
 Run `cargo build --release` first. FAISS goes into ~/.cache/consentry/faiss-venv.
 """
 
@@ -47,7 +48,11 @@ def main():
     ap.add_argument("--noise", type=float, default=0.8,
                     help="clustered data: noise norm around each centre (0.8: genuine cosine ~0.6; "
                          "0.64: ~0.71, the median of SFace on LFW dev)")
-    ap.add_argument("--m", type=int, default=16)
+    ap.add_argument("--m", type=int, default=16, help="our HNSW: links per node on the upper levels")
+    ap.add_argument("--m0", type=int, default=128, help="our HNSW: links per node on level 0")
+    ap.add_argument("--faiss-m", default="16,64",
+                    help="FAISS HNSW M values, comma-separated (FAISS links 2M per node on level 0: "
+                         "M 64 has our default level-0 degree)")
     ap.add_argument("--ef-construction", type=int, default=64)
     ap.add_argument("--ef", default="128", help="efSearch values, comma-separated")
     ap.add_argument("--build-threads", type=int, default=1,
@@ -71,7 +76,7 @@ def main():
                         "--out-base", str(base),
                         "--out-queries", str(queries)], check=True)
     out = subprocess.run([consentry, "bench", "search", "--base", str(base), "--queries", str(queries),
-                          "--dim", str(args.dim), "--indexes", args.indexes, "--m", str(args.m),
+                          "--dim", str(args.dim), "--indexes", args.indexes, "--m", str(args.m), "--m0", str(args.m0),
                           "--ef-construction", str(args.ef_construction), "--ef", args.ef,
                           "--build-threads", str(args.build_threads), "--json"],
                          check=True, capture_output=True, text=True)
@@ -109,10 +114,12 @@ def main():
         refine.k_factor = 32
         run("faiss SQ8 + refine", refine, 5 * args.dim, truth)
     if "hnsw" in args.indexes:
-        h = faiss.IndexHNSWFlat(args.dim, args.m, faiss.METRIC_INNER_PRODUCT)
-        h.hnsw.efConstruction = args.ef_construction
-        run(f"faiss HNSWFlat M{args.m}", h, 4 * args.dim + 8 * args.m, truth,
-            efs=[int(e) for e in args.ef.split(",")], build_threads=args.build_threads)
+        for m in (int(x) for x in args.faiss_m.split(",") if x):
+            h = faiss.IndexHNSWFlat(args.dim, m, faiss.METRIC_INNER_PRODUCT)
+            h.hnsw.efConstruction = args.ef_construction
+            run(f"faiss HNSWFlat M{m}", h, 4 * args.dim + 8 * m, truth,
+                efs=[int(e) for e in args.ef.split(",")], build_threads=args.build_threads)
+            del h
 
     flat = next(r for r in rows if r["index"] == "faiss IndexFlatIP")["median_ms"]
     print(f"n={len(xb)} d={args.dim} data={args.kind} queries={len(xq)} k=1, queries on 1 thread, "
@@ -121,7 +128,8 @@ def main():
           f"{'bytes/vec':>11}")
     for r in rows:
         ef = r.get("ef") or "-"
-        print(f"{r['index']:<26}{ef:>5}{r['build_s']:>9.1f}{r['median_ms']:>10.3f}"
+        name = f"hnsw M{r['m']} M0 {r['m0']}" if r["index"] == "hnsw" else r["index"]
+        print(f"{name:<26}{ef:>5}{r['build_s']:>9.1f}{r['median_ms']:>10.3f}"
               f"{r['median_ms'] / flat:>14.2f}x{r['recall_at_1']:>10.4f}{r['bytes_per_vector']:>11.0f}")
 
 

@@ -98,14 +98,46 @@ pub fn search(a: &SearchArgs) -> Result<(), Failure> {
             "hnsw" => {
                 let params = HnswParams {
                     m: a.m,
+                    m0: a.m0,
                     ef_construction: a.ef_construction,
                     ..HnswParams::default()
                 };
                 let ids: Vec<u64> = (0..n as u64).collect();
                 let progress = |i: usize| bar.set_position(i as u64);
-                let index =
-                    HnswIndex::build(a.dim, params, &ids, &base, a.build_threads, &progress)
+                let index = match &a.graph {
+                    Some(path) if path.exists() => {
+                        let file = std::fs::File::open(path).map_err(|e| io_failure(path, e))?;
+                        HnswIndex::read_graph(
+                            a.dim,
+                            params,
+                            &ids,
+                            &base,
+                            &mut std::io::BufReader::new(file),
+                        )
+                        .map_err(|e| io_failure(path, e))?
+                    }
+                    _ => {
+                        let index = HnswIndex::build(
+                            a.dim,
+                            params,
+                            &ids,
+                            &base,
+                            a.build_threads,
+                            &progress,
+                        )
                         .map_err(|e| invalid(e.to_string()))?;
+                        if let Some(path) = &a.graph {
+                            let file =
+                                std::fs::File::create(path).map_err(|e| io_failure(path, e))?;
+                            let mut out = std::io::BufWriter::new(file);
+                            index
+                                .write_graph(&mut out)
+                                .and_then(|()| std::io::Write::flush(&mut out))
+                                .map_err(|e| io_failure(path, e))?;
+                        }
+                        index
+                    }
+                };
                 (Box::new(index), a.ef.iter().map(|&ef| Some(ef)).collect())
             }
             other => return Err(invalid(format!("unknown index {other}"))),
@@ -135,7 +167,7 @@ pub fn search(a: &SearchArgs) -> Result<(), Failure> {
                 truth = Some(top1);
             }
             let line = json!({
-                "index": name, "n": n, "dim": a.dim, "queries": queries.len(), "ef": ef,
+                "index": name, "n": n, "dim": a.dim, "m": a.m, "m0": a.m0, "queries": queries.len(), "ef": ef,
                 "build_threads": if ef.is_some() { a.build_threads } else { 1 },
                 "build_s": build, "median_ms": median(&mut times), "p99_ms": percentile(&mut times, 0.99),
                 "recall_at_1": recall, "bytes_per_vector": index.bytes_per_vector(),
@@ -198,6 +230,9 @@ pub struct SearchArgs {
     /// HNSW links per node.
     #[arg(long, default_value_t = 16)]
     m: usize,
+    /// HNSW links per node on level 0 (see `HnswParams::m0`).
+    #[arg(long, default_value_t = 128)]
+    m0: usize,
     /// HNSW candidate list while building.
     #[arg(long, default_value_t = 128)]
     ef_construction: usize,
@@ -208,6 +243,10 @@ pub struct SearchArgs {
     /// Threads inserting into the HNSW graph while it is built (queries always use one).
     #[arg(long, default_value_t = 1)]
     build_threads: usize,
+    /// HNSW graph file: read when it exists (the build time printed is then the reading
+    /// time), else written after the build; for timing searches on a large graph again.
+    #[arg(long)]
+    graph: Option<PathBuf>,
     /// Candidates re-ranked exactly by the quantised index.
     #[arg(long, default_value_t = 32)]
     rerank: usize,

@@ -183,3 +183,39 @@ fn build_refuses_bad_input_and_handles_repeated_ids() {
     assert_eq!(hit[0].id, 5);
     assert!((hit[0].score - 1.0).abs() < 1e-4);
 }
+
+#[test]
+fn graph_files_round_trip_and_foreign_ones_are_refused() {
+    let mut rng = Rng::new(31);
+    let (gallery, queries, _) = clustered(700, 3, 60, D, 0.8, &mut rng);
+    let n = gallery.len() / D;
+    let ids: Vec<u64> = (0..n as u64).map(|i| i + 100).collect();
+    let params = HnswParams {
+        m0: 32,
+        ..HnswParams::default()
+    };
+    let built = HnswIndex::build(D, params, &ids, &gallery, 2, &|_| {}).expect("build");
+    let mut file = Vec::new();
+    built.write_graph(&mut file).expect("write");
+    let read = HnswIndex::read_graph(D, params, &ids, &gallery, &mut file.as_slice())
+        .expect("read what was written");
+    for q in queries.chunks_exact(D) {
+        assert_eq!(read.search(q, 5), built.search(q, 5));
+    }
+    // Other parameters, a cut-off file, a link to no node, or not a graph at all: refused.
+    let other = HnswParams { m0: 64, ..params };
+    assert!(HnswIndex::read_graph(D, other, &ids, &gallery, &mut file.as_slice()).is_err());
+    let cut = &file[..file.len() - 3];
+    assert!(HnswIndex::read_graph(D, params, &ids, &gallery, &mut &cut[..]).is_err());
+    let mut bad_link = file.clone();
+    let last = bad_link.len() - 4;
+    bad_link[last..].copy_from_slice(&(n as u32).to_le_bytes());
+    assert!(HnswIndex::read_graph(D, params, &ids, &gallery, &mut bad_link.as_slice()).is_err());
+    let mut bad_magic = file.clone();
+    bad_magic[0] ^= 1;
+    assert!(HnswIndex::read_graph(D, params, &ids, &gallery, &mut bad_magic.as_slice()).is_err());
+    // A graph with removed nodes is not written (its file would keep them as waypoints).
+    let mut removed = read;
+    assert!(removed.remove(100));
+    assert!(removed.write_graph(&mut Vec::new()).is_err());
+}
