@@ -108,13 +108,13 @@ trait Graph {
     }
 
     /// Walks from `ep` to ever better neighbours on `level` until none is better.
-    fn greedy(&self, score: &impl Scorer, mut ep: u32, level: usize) -> u32 {
-        let mut best = score.score(ep);
+    fn greedy(&self, q: &[f32], mut ep: u32, level: usize) -> u32 {
+        let mut best = self.sim(q, ep);
         loop {
             let next = self.links(ep, level, |nbs| {
                 let mut next = None;
                 for &n in nbs {
-                    let s = score.score(n);
+                    let s = self.sim(q, n);
                     if s > best {
                         best = s;
                         next = Some(n);
@@ -132,14 +132,14 @@ trait Graph {
     /// Best `ef` nodes found from `ep` on `level`, best first.
     fn search_layer(
         &self,
-        score: &impl Scorer,
+        q: &[f32],
         ep: u32,
         ef: usize,
         level: usize,
         visited: &mut Visited,
     ) -> Vec<Scored> {
         visited.insert(ep);
-        let first = Scored(score.score(ep), ep);
+        let first = Scored(self.sim(q, ep), ep);
         let mut candidates = BinaryHeap::from([first]);
         let mut results = BinaryHeap::from([Reverse(first)]);
         let mut fresh: Vec<u32> = Vec::with_capacity(64);
@@ -152,9 +152,9 @@ trait Graph {
             fresh.clear();
             self.links(n, level, |nbs| visited.filter_into(nbs, &mut fresh));
             // Fetch, score, then decide: no branch on a score waits for memory.
-            score.touch(&fresh);
+            touch_rows(fresh.iter().map(|&m| self.row(m)));
             scores.clear();
-            scores.extend(fresh.iter().map(|&m| score.score(m)));
+            scores.extend(fresh.iter().map(|&m| self.sim(q, m)));
             for (&m, &sm) in fresh.iter().zip(&scores) {
                 let worst = results.peek().map_or(f32::NEG_INFINITY, |r| r.0 .0);
                 if results.len() < ef || sm > worst {
@@ -220,29 +220,6 @@ trait Graph {
     }
 }
 
-/// How a search scores the nodes it meets against its query.
-trait Scorer {
-    fn score(&self, n: u32) -> f32;
-    /// Called with the nodes about to be scored, so their memory can be fetched all at once.
-    fn touch(&self, _nodes: &[u32]) {}
-}
-
-/// Exact scores: the dot product with the node's `f32` row.
-struct Exact<'a, G: ?Sized> {
-    graph: &'a G,
-    q: &'a [f32],
-}
-
-impl<G: Graph + ?Sized> Scorer for Exact<'_, G> {
-    fn score(&self, n: u32) -> f32 {
-        self.graph.sim(self.q, n)
-    }
-
-    fn touch(&self, nodes: &[u32]) {
-        touch_rows(nodes.iter().map(|&m| self.graph.row(m)));
-    }
-}
-
 /// Reads one float of every cache line of `rows`, so that all their fetches from memory are
 /// under way before the first score waits on one (a software prefetch without `unsafe`): the
 /// rows of a hop's neighbours lie scattered over the whole gallery. Halves the time per query
@@ -289,17 +266,11 @@ fn link_node<G: Link>(
     let params = *g.params();
     let mut ep = entry;
     for l in (level + 1..=top).rev() {
-        ep = g.greedy(&Exact { graph: &*g, q }, ep, l);
+        ep = g.greedy(q, ep, l);
     }
     for l in (0..=level.min(top)).rev() {
         visited.reset(g.nodes());
-        let found = g.search_layer(
-            &Exact { graph: &*g, q },
-            ep,
-            params.ef_construction,
-            l,
-            visited,
-        );
+        let found = g.search_layer(q, ep, params.ef_construction, l, visited);
         let take = if l == 0 { params.m0 / 2 } else { params.m };
         let neighbours = g.select(&found, take.max(1));
         for &nb in &neighbours {
@@ -760,17 +731,12 @@ impl Index for HnswIndex {
         if query.len() != self.dim || k == 0 {
             return Vec::new();
         }
-        let exact = Exact {
-            graph: self,
-            q: query,
-        };
         let mut ep = entry;
         for l in (1..=self.top_level()).rev() {
-            ep = self.greedy(&exact, ep, l);
+            ep = self.greedy(query, ep, l);
         }
         let mut visited = self.take_visited();
-        let ef = self.params.ef_search.max(k);
-        let found = self.search_layer(&exact, ep, ef, 0, &mut visited);
+        let found = self.search_layer(query, ep, self.params.ef_search.max(k), 0, &mut visited);
         self.give_visited(visited);
         found
             .into_iter()
