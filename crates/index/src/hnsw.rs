@@ -358,6 +358,19 @@ impl HnswIndex {
         self.entry.map_or(0, |e| self.upper[e as usize].len())
     }
 
+    /// Takes the rows of a graph built or read whole: row `i` has id `ids[i]`, none removed.
+    fn set_rows(&mut self, ids: &[u64], data: &[f32]) {
+        self.data = data.to_vec();
+        self.ids = ids.to_vec();
+        self.deleted = vec![false; ids.len()];
+        self.slots = ids
+            .iter()
+            .enumerate()
+            .map(|(i, &id)| (id, i as u32))
+            .collect();
+        self.live = ids.len();
+    }
+
     /// Words per node in `level0`.
     fn stride(&self) -> usize {
         max_links(&self.params, 0) + 1
@@ -602,15 +615,7 @@ impl HnswIndex {
             index.upper.push(levels.collect());
             index.write_list(node as u32, 0, zero);
         }
-        index.data = data.to_vec();
-        index.ids = ids.to_vec();
-        index.deleted = vec![false; n];
-        index.slots = ids
-            .iter()
-            .enumerate()
-            .map(|(i, &id)| (id, i as u32))
-            .collect();
-        index.live = n;
+        index.set_rows(ids, data);
         Ok(index)
     }
 }
@@ -859,15 +864,10 @@ impl HnswIndex {
             return Err(invalid("entry point names no node"));
         }
         index.entry = (n > 0).then_some(header[4]);
-        index.data = data.to_vec();
-        index.ids = ids.to_vec();
-        index.deleted = vec![false; n];
-        index.slots = ids
-            .iter()
-            .enumerate()
-            .map(|(i, &id)| (id, i as u32))
-            .collect();
-        index.live = n;
+        index.set_rows(ids, data);
+        if index.slots.len() != n {
+            return Err(invalid("repeated ids"));
+        }
         Ok(index)
     }
 }
