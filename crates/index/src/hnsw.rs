@@ -809,8 +809,8 @@ impl HnswIndex {
     }
 
     /// Reads a graph written by [`HnswIndex::write_graph`] for the rows `data` (row `i` has id
-    /// `ids[i]`), which must be those it was built on; the file's dimension, M and node count
-    /// must match, and every link must name a node.
+    /// `ids[i]`), which must be those it was built on: the file's dimension, M, M0 and node
+    /// count must match, every link must name a node, and rows must be finite.
     pub fn read_graph(
         dim: usize,
         params: HnswParams,
@@ -830,8 +830,11 @@ impl HnswIndex {
         };
         let mut index = HnswIndex::new(dim, params);
         let n = ids.len();
-        if data.len() != n * dim {
+        if dim == 0 || data.len() != n * dim {
             return Err(invalid("rows and ids differ in number"));
+        }
+        for row in data.chunks_exact(dim) {
+            check(row, dim).map_err(|e| invalid(&e.to_string()))?;
         }
         let header = [word()?, word()?, word()?, word()?, word()?];
         if header[..4] != [dim as u32, params.m as u32, params.m0 as u32, n as u32] {

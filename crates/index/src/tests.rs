@@ -202,8 +202,8 @@ fn graph_files_round_trip_and_foreign_ones_are_refused() {
     for q in queries.chunks_exact(D) {
         assert_eq!(read.search(q, 5), built.search(q, 5));
     }
-    // Other parameters, a cut-off file, a link to no node, repeated ids, or not a graph at all:
-    // refused.
+    // Other parameters, a cut-off file, a link to no node, repeated ids, a row that is not
+    // finite, or not a graph at all: refused.
     let other = HnswParams { m0: 64, ..params };
     assert!(HnswIndex::read_graph(D, other, &ids, &gallery, &mut file.as_slice()).is_err());
     let cut = &file[..file.len() - 3];
@@ -215,6 +215,9 @@ fn graph_files_round_trip_and_foreign_ones_are_refused() {
     let mut repeated = ids.clone();
     repeated[1] = repeated[0];
     assert!(HnswIndex::read_graph(D, params, &repeated, &gallery, &mut file.as_slice()).is_err());
+    let mut nan = gallery.clone();
+    nan[5] = f32::NAN;
+    assert!(HnswIndex::read_graph(D, params, &ids, &nan, &mut file.as_slice()).is_err());
     let mut bad_magic = file.clone();
     bad_magic[0] ^= 1;
     assert!(HnswIndex::read_graph(D, params, &ids, &gallery, &mut bad_magic.as_slice()).is_err());
