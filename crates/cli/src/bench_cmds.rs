@@ -227,11 +227,11 @@ pub struct SearchArgs {
     /// Indexes to run: flat, quant, hnsw (comma-separated).
     #[arg(long, value_delimiter = ',', default_value = "flat,quant,hnsw")]
     indexes: Vec<String>,
-    /// HNSW links per node.
-    #[arg(long, default_value_t = 16)]
+    /// HNSW links per node on the upper levels.
+    #[arg(long, default_value_t = HnswParams::default().m)]
     m: usize,
     /// HNSW links per node on level 0 (see `HnswParams::m0`).
-    #[arg(long, default_value_t = 128)]
+    #[arg(long, default_value_t = HnswParams::default().m0)]
     m0: usize,
     /// HNSW candidate list while building.
     #[arg(long, default_value_t = 128)]
