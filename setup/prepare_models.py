@@ -13,9 +13,10 @@ DequantizeLinear/Reshape nodes, rewrite PRelu as two fusable 1x1 depthwise convo
 input that is not `data`, make the batch
 dimension symbolic, and save as opset 13 / IR 8.
 
-SFace int8 (the model the engine runs): the prepared fp32 graph above, batch norms folded, statically
-quantised to int8 with the activation ranges committed in setup/sface_int8_calibration.json
-(see prepare_sface_int8). 1.8x faster than fp32 with the same LFW accuracy (docs/accuracy.md).
+SFace int8 (the server's default): the prepared fp32 graph above, batch norms folded, statically
+quantised to int8 with the activation ranges committed in setup/sface_int8_calibration.json and
+weights in 7 bits (see prepare_sface_int8), so it computes the same on every x86-64 CPU; the
+same LFW accuracy as fp32 (docs/accuracy.md).
 
 YuNet 2023mar: the graph fixes its input at 1x3x640x640 although every op is size-agnostic. We make
 H and W (and the per-stride anchor counts of the outputs) symbolic and drop the stale value_info so
@@ -140,12 +141,43 @@ def prepare_mbf(src, dst):
 # int8 weights, uint8 activations). The activation ranges come from
 # setup/sface_int8_calibration.json, made by setup/calibrate_sface.py; with the pinned onnxruntime
 # the result is the same bytes on every machine.
+#
+# Weights use 7 bits (reduce_range: symmetric, -64..64). ONNX Runtime multiplies uint8 activations by int8
+# weights; on CPUs without VNNI (AVX2, AVX-512 without VNNI) its kernels add pairs of products in
+# 16 bits with saturation (vpmaddubsw), and 255 * 127 * 2 overflows 32767. With full-range weights
+# the int8 model's embeddings on an AVX2-only CPU fell to cosine 0.59 with fp32 at worst and its
+# LFW accuracy dropped (docs/accuracy.md), while VNNI CPUs, which add in 32 bits, were unaffected.
+# With 7-bit weights a pair is at most 255 * 64 * 2 = 32640: no kernel saturates, every CPU
+# computes the same integers.
+WEIGHT_MIN, WEIGHT_MAX = -64, 64
+
+
 def int8_options():
     from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType
 
     return dict(quant_format=QuantFormat.QOperator, activation_type=QuantType.QUInt8,
-                weight_type=QuantType.QInt8, per_channel=True,
+                weight_type=QuantType.QInt8, per_channel=True, reduce_range=True,
                 calibrate_method=CalibrationMethod.MinMax)
+
+
+def check_weight_range(path):
+    """Refuse an int8 model whose convolution or matmul weights leave the 7-bit range (a changed
+    quantiser default would otherwise bring the CPU-dependent saturation back silently)."""
+    m = onnx.load(path)
+    inits = {i.name: i for i in m.graph.initializer}
+    checked = 0
+    for n in m.graph.node:
+        if n.op_type not in ("QLinearConv", "QLinearMatMul", "MatMulInteger", "ConvInteger"):
+            continue
+        w = n.input[3] if n.op_type.startswith("QLinear") else n.input[1]
+        if w not in inits or inits[w].data_type != onnx.TensorProto.INT8:
+            continue
+        a = numpy_helper.to_array(inits[w])
+        if a.min() < WEIGHT_MIN or a.max() > WEIGHT_MAX:
+            raise SystemExit(f"{path}: weights {w} span {a.min()}..{a.max()}, outside 7 bits")
+        checked += 1
+    if checked == 0:
+        raise SystemExit(f"{path}: no int8 weights found to check")
 
 
 def preprocess_for_int8(src, dst):
@@ -170,6 +202,7 @@ def prepare_sface_int8(src, dst):
         cache = Path(tmp) / "ranges.json"
         shutil.copyfile(ranges, cache)  # quantize_static may rewrite a cache it disagrees with
         quantize_static(pre, dst, None, calibration_cache_path=str(cache), **int8_options())
+    check_weight_range(dst)
 
 
 if __name__ == "__main__":

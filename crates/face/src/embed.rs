@@ -17,8 +17,9 @@ use crate::FaceError;
 pub enum RecogniserModel {
     /// SFace 2021dec (Apache-2.0), 128-d, the default: the weights as published (fp32).
     SFace,
-    /// The same SFace statically quantised to int8 in setup (`prepare_models.py sface-int8`):
-    /// 1.8x faster, the same LFW accuracy, embeddings within cosine 0.95–1.0 of fp32.
+    /// The same SFace statically quantised to int8 in setup (`prepare_models.py sface-int8`),
+    /// weights in 7 bits so that CPUs without VNNI compute it exactly too: the same LFW
+    /// accuracy, embeddings within cosine 0.94–1.0 of fp32 (docs/accuracy.md).
     SFaceInt8,
     /// InsightFace w600k_mbf (MobileFaceNet on WebFace600K; non-commercial upstream), 512-d.
     Mbf,
@@ -29,7 +30,7 @@ impl RecogniserModel {
     pub fn asset(self) -> &'static str {
         match self {
             RecogniserModel::SFace => "models/sface_2021dec_fp32.onnx",
-            RecogniserModel::SFaceInt8 => "models/sface_2021dec_int8.onnx",
+            RecogniserModel::SFaceInt8 => "models/sface_2021dec_int8w7.onnx",
             RecogniserModel::Mbf => "models/w600k_mbf_prepared.onnx",
         }
     }

@@ -182,7 +182,10 @@ fn int8_models_match_like_fp32_with_their_own_threshold() {
     assert_eq!(obama.0.len(), 128);
     assert!(obama.cosine(&emb8("obama3.jpg")) > INT8_THRESHOLD + 0.15);
     assert!(obama.cosine(&emb8("biden.jpg")) < INT8_THRESHOLD - 0.05);
-    // A quantised copy of the same network: close to, not equal to, the fp32 embedding.
+    // A quantised copy of the same network: close to, not equal to, the fp32 embedding. This
+    // holds on every CPU because the weights are 7-bit (setup/prepare_models.py): no kernel
+    // saturates, so AVX2 and VNNI compute the same integers (0.98-0.99 here). The full-range
+    // model it replaced gave 0.90 for obama.jpg on AVX2-only CPUs, and this bound caught it.
     for name in ["obama.jpg", "biden.jpg", "yaoming.jpg"] {
         let c = emb8(name).cosine(&emb32(name));
         assert!(c > 0.93 && c < 0.99999, "{name}: {c}");
