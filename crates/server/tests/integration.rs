@@ -249,3 +249,48 @@ async fn every_response_carries_a_request_id() {
     );
     scratch.finish().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn axum_rejections_come_back_as_catalogue_errors() {
+    let scratch = Scratch::new("server_rejections").await;
+    let db = Db::open(&scratch.sqlite_url("j")).await.unwrap();
+    let (keys, _) = Keyring::load_or_create(&scratch.dir.join("j.key")).unwrap();
+    let core = Arc::new(Core::new(db, engine(), keys));
+    let (_, key) = core.bootstrap_tenant("Rejections").await.unwrap();
+    let app = consentry_server::router(core);
+    let k = Some(key.as_str());
+    let jpeg = Some("image/jpeg");
+    // A method the route does not take: 405 with the catalogue code, not an empty body.
+    let (status, body) = call(&app, "GET", "/api/v1/verify", k, None, vec![]).await;
+    assert_eq!(status, StatusCode::METHOD_NOT_ALLOWED);
+    assert_eq!(body["code"], "method_not_allowed", "{body}");
+    // A query string that does not parse (a repeated field).
+    let uri = "/api/v1/verify?subject=a&subject=b";
+    let (status, body) = call(&app, "POST", uri, k, jpeg, photo("obama.jpg")).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert_eq!(body["code"], "invalid_request", "{body}");
+    assert_eq!(body["message"], "malformed query string");
+    // A path segment that is not UTF-8 once decoded.
+    let (status, body) = call(&app, "GET", "/api/v1/subjects/%FF%FE", k, None, vec![]).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert_eq!(body["code"], "invalid_request", "{body}");
+    // An unknown endpoint.
+    let (status, body) = call(&app, "GET", "/api/v2/nothing", k, None, vec![]).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    assert_eq!(body["code"], "not_found", "{body}");
+    // The metrics' method label is bounded: a made-up method counts as "other".
+    call(&app, "BREW", "/api/v1/subjects", k, None, vec![]).await;
+    let resp = app
+        .clone()
+        .oneshot(Request::get("/metrics").body(Body::empty()).unwrap())
+        .await
+        .unwrap();
+    let bytes = resp.into_body().collect().await.unwrap().to_bytes();
+    let text = String::from_utf8(bytes.to_vec()).unwrap();
+    assert!(!text.contains("BREW"), "{text}");
+    assert!(
+        text.contains(r#"method="other",route="/api/v1/subjects",status="405"} 1"#),
+        "{text}"
+    );
+    scratch.finish().await;
+}

@@ -77,6 +77,8 @@ catalogue! {
     AlreadyExists => ("already_exists", Input, 409),
     /// The subject has no active consent for this purpose.
     ConsentRequired => ("consent_required", Input, 403),
+    /// The endpoint exists but not with this HTTP method.
+    MethodNotAllowed => ("method_not_allowed", Input, 405),
     /// No face was found in the image.
     NoFace => ("no_face", Quality, 422),
     /// Several faces were found where exactly one is required.

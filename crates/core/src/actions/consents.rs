@@ -1,0 +1,82 @@
+//! Consents: grant (with a signed receipt) and withdraw.
+
+use crate::core::{new_id, now, MAX_RETENTION_DAYS};
+use crate::store::{self, consents::NewConsent, gallery::Op};
+use crate::{ConsentReceipt, Core, CoreError, Principal, Purpose, Role};
+
+impl Core {
+    /// Records consent for a purpose and returns the signed receipt.
+    pub async fn grant_consent(
+        &self,
+        p: &Principal,
+        subject: &str,
+        purpose: Purpose,
+        retention_days: i64,
+    ) -> Result<ConsentReceipt, CoreError> {
+        p.require(&[Role::Admin, Role::Operator])?;
+        if !(1..=MAX_RETENTION_DAYS).contains(&retention_days) {
+            return Err(CoreError::Invalid(format!(
+                "retention_days must be 1 to {MAX_RETENTION_DAYS}"
+            )));
+        }
+        let receipt = ConsentReceipt {
+            consent_id: new_id(),
+            tenant_id: p.tenant.clone(),
+            subject_id: subject.to_string(),
+            purpose: purpose.as_str().to_string(),
+            retention_days,
+            granted_at: now(),
+            public_key: String::new(),
+            signature: String::new(),
+        }
+        .sign(&self.keys.receipt_key(&p.tenant));
+        let mut tx = self.db.begin_write().await?;
+        self.subject_in_tenant(&mut tx, &p.tenant, subject).await?;
+        let consent = NewConsent {
+            id: &receipt.consent_id,
+            subject,
+            purpose: purpose.as_str(),
+            retention_days,
+            granted_at: receipt.granted_at,
+            receipt: receipt.canonical(),
+        };
+        store::consents::insert(&mut tx, &p.tenant, consent).await?;
+        tx.commit().await?;
+        Ok(receipt)
+    }
+
+    /// Withdraws a consent. When no other active consent for the same purpose remains, the
+    /// templates enrolled for that purpose are deleted in the same transaction.
+    pub async fn withdraw_consent(
+        &self,
+        p: &Principal,
+        subject: &str,
+        consent: &str,
+    ) -> Result<(), CoreError> {
+        p.require(&[Role::Admin, Role::Operator])?;
+        let mut tx = self.db.begin_write().await?;
+        let purpose = store::consents::active_purpose(&mut tx, &p.tenant, subject, consent)
+            .await?
+            .ok_or(CoreError::NotFound)?;
+        let purpose = Purpose::parse(&purpose)?;
+        store::consents::withdraw(&mut tx, &p.tenant, consent, now()).await?;
+        let still = match self
+            .active_consent(&mut tx, &p.tenant, subject, purpose)
+            .await
+        {
+            Ok(_) => true,
+            Err(CoreError::ConsentRequired) => false,
+            Err(e) => return Err(e),
+        };
+        if !still {
+            store::templates::delete_for_purpose(&mut tx, &p.tenant, subject, purpose.as_str())
+                .await?;
+            if purpose == Purpose::Access {
+                store::gallery::record(&mut tx, &p.tenant, Op::RemoveSubject, None, Some(subject))
+                    .await?;
+            }
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+}

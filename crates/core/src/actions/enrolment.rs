@@ -1,0 +1,69 @@
+//! Enrolment: a face, through the quality gate, into the vault.
+
+use consentry_vault::TemplateContext;
+
+use crate::core::{new_id, now, MAX_RETENTION_DAYS};
+use crate::store::{self, gallery::Op, templates::NewTemplate};
+use crate::{Core, CoreError, Principal, Purpose, Role};
+
+impl Core {
+    /// Enrols one face for a purpose the subject consented to. The image passes the quality
+    /// gate, is embedded, transformed with the tenant's secret, sealed under the subject's data
+    /// key and stored; the image itself is never written anywhere.
+    pub async fn enrol_face(
+        &self,
+        p: &Principal,
+        subject: &str,
+        purpose: Purpose,
+        image: Vec<u8>,
+    ) -> Result<String, CoreError> {
+        p.require(&[Role::Admin, Role::Operator])?;
+        // Cheap checks first, so a request without consent never reaches the face engine.
+        let mut tx = self.db.pool().begin().await?;
+        self.subject_in_tenant(&mut tx, &p.tenant, subject).await?;
+        let retention = self
+            .active_consent(&mut tx, &p.tenant, subject, purpose)
+            .await?;
+        tx.commit().await?;
+
+        let gate = self.gate;
+        let embedding = self
+            .on_engine(move |engine| {
+                let img = engine.decode(&image)?;
+                engine.enrol(&img, &gate).map(|(face, _)| face.embedding)
+            })
+            .await?;
+        let protected = self.transform(&p.tenant).apply(&embedding.0)?;
+
+        let template = new_id();
+        let t = now();
+        let mut tx = self.db.begin_write().await?;
+        // Re-checked inside the writing transaction: a consent withdrawn meanwhile wins.
+        let retention = retention.min(
+            self.active_consent(&mut tx, &p.tenant, subject, purpose)
+                .await?,
+        );
+        let key = self.data_key(&mut tx, &p.tenant, subject).await?;
+        let ctx = TemplateContext {
+            tenant: &p.tenant,
+            subject,
+            template: &template,
+        };
+        let row = NewTemplate {
+            id: &template,
+            subject,
+            purpose: purpose.as_str(),
+            model: self.template_model(),
+            sealed: key.seal_template(ctx, &protected),
+            created_at: t,
+            expires_at: t + retention.min(MAX_RETENTION_DAYS) * 86_400,
+        };
+        store::templates::insert(&mut tx, &p.tenant, row).await?;
+        if purpose == Purpose::Access {
+            store::gallery::record(&mut tx, &p.tenant, Op::Add, Some(&template), Some(subject))
+                .await?;
+        }
+        tx.commit().await?;
+        Ok(template)
+    }
+}

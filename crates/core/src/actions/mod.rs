@@ -1,0 +1,13 @@
+//! One file per resource; each public action is one `impl Core` method and each write is one
+//! transaction, so a record that must be written with an action (the audit log's) is one call
+//! inside it.
+
+mod access;
+mod consents;
+mod enrolment;
+mod identification;
+mod keys;
+mod retention;
+mod subjects;
+mod tenants;
+mod verification;

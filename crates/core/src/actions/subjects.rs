@@ -1,0 +1,78 @@
+//! Subjects: create, show, delete.
+
+use consentry_vault::KeyContext;
+
+use crate::core::{new_id, now};
+use crate::store::{self, gallery::Op};
+use crate::{Core, CoreError, Principal, Role, SubjectView};
+
+impl Core {
+    /// Creates a subject with its own data key (stored wrapped by the tenant's KEK).
+    pub async fn create_subject(&self, p: &Principal) -> Result<String, CoreError> {
+        p.require(&[Role::Admin, Role::Operator])?;
+        let subject = new_id();
+        let kek = self.keys.kek(&p.tenant);
+        let wrapped = kek.wrap(
+            &consentry_vault::DataKey::generate(),
+            KeyContext {
+                tenant: &p.tenant,
+                subject: &subject,
+            },
+        );
+        let mut tx = self.db.begin_write().await?;
+        store::subjects::insert(&mut tx, &p.tenant, &subject, now()).await?;
+        store::data_keys::insert(&mut tx, &subject, &kek.id(), wrapped.0).await?;
+        tx.commit().await?;
+        Ok(subject)
+    }
+
+    /// Deletes a subject: its data key is destroyed in the same transaction as its rows.
+    /// (Copies of the database taken before, a backup or a replica, still hold the wrapped key
+    /// until the key-encryption key they were wrapped under is retired.)
+    pub async fn delete_subject(&self, p: &Principal, subject: &str) -> Result<(), CoreError> {
+        p.require(&[Role::Admin, Role::Operator])?;
+        let mut tx = self.db.begin_write().await?;
+        store::data_keys::delete(&mut tx, &p.tenant, subject).await?;
+        if !store::subjects::delete(&mut tx, &p.tenant, subject).await? {
+            return Err(CoreError::NotFound);
+        }
+        store::gallery::record(&mut tx, &p.tenant, Op::RemoveSubject, None, Some(subject)).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// A subject's consents and template counts.
+    pub async fn subject(&self, p: &Principal, subject: &str) -> Result<SubjectView, CoreError> {
+        p.require(&[Role::Admin, Role::Operator])?;
+        let mut c = self.db.pool().acquire().await?;
+        let created_at = store::subjects::created_at(&mut c, &p.tenant, subject)
+            .await?
+            .ok_or(CoreError::NotFound)?;
+        let consents = store::consents::list(&mut c, &p.tenant, subject).await?;
+        let model = self.template_model();
+        let t = now();
+        let tenant = p.tenant.as_str();
+        let access =
+            store::templates::count(&mut c, tenant, subject, Some("access"), model, true, t)
+                .await?;
+        let verification = store::templates::count(
+            &mut c,
+            tenant,
+            subject,
+            Some("verification"),
+            model,
+            true,
+            t,
+        )
+        .await?;
+        let other = store::templates::count(&mut c, tenant, subject, None, model, false, t).await?;
+        Ok(SubjectView {
+            id: subject.to_string(),
+            created_at,
+            consents,
+            access_templates: access,
+            verification_templates: verification,
+            other_model_templates: other,
+        })
+    }
+}

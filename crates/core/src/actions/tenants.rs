@@ -1,0 +1,44 @@
+//! Tenants: bootstrap and recovery.
+
+use crate::actions::keys::{insert_key, new_key};
+use crate::core::{new_id, now};
+use crate::store;
+use crate::{Core, CoreError, Role};
+
+impl Core {
+    /// Creates a tenant and its first admin key; the key is returned once and stored only as
+    /// its SHA-256 (keys are 256 random bits, so a fast hash is enough).
+    pub async fn bootstrap_tenant(&self, name: &str) -> Result<(String, String), CoreError> {
+        let name = name.trim();
+        if name.is_empty() || name.len() > 200 {
+            return Err(CoreError::Invalid(
+                "tenant name must be 1 to 200 characters".into(),
+            ));
+        }
+        let tenant = new_id();
+        let key = new_key();
+        let mut tx = self.db.begin_write().await?;
+        if store::tenants::id_by_name(&mut tx, name).await?.is_some() {
+            return Err(CoreError::AlreadyExists("a tenant with that name"));
+        }
+        store::tenants::insert(&mut tx, &tenant, name, &self.keys.kek(&tenant).id(), now()).await?;
+        insert_key(&mut tx, &tenant, Role::Admin, &key).await?;
+        tx.commit().await?;
+        Ok((tenant, key))
+    }
+
+    /// For the demo and for recovery on the server's own machine: returns a new admin key for
+    /// the tenant named `name`, creating the tenant when it does not exist.
+    pub async fn admin_key_for(&self, name: &str) -> Result<(String, String), CoreError> {
+        let existing =
+            store::tenants::id_by_name(&mut *self.db.pool().acquire().await?, name.trim()).await?;
+        let Some(tenant) = existing else {
+            return self.bootstrap_tenant(name).await;
+        };
+        let key = new_key();
+        let mut tx = self.db.begin_write().await?;
+        insert_key(&mut tx, &tenant, Role::Admin, &key).await?;
+        tx.commit().await?;
+        Ok((tenant, key))
+    }
+}

@@ -1,0 +1,193 @@
+//! The values actions take and return: roles, purposes, the caller, decisions and views.
+
+use sha2::Sha256;
+
+use crate::CoreError;
+
+/// What an API key may do.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Role {
+    /// Manage the tenant: keys, subjects, consents, enrolment.
+    Admin,
+    /// Work with subjects: enrol, verify, delete.
+    Operator,
+    /// A gate or kiosk: verify and identify only.
+    Device,
+}
+
+impl Role {
+    /// The stored name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Admin => "admin",
+            Role::Operator => "operator",
+            Role::Device => "device",
+        }
+    }
+
+    pub(crate) fn parse(s: &str) -> Option<Role> {
+        match s {
+            "admin" => Some(Role::Admin),
+            "operator" => Some(Role::Operator),
+            "device" => Some(Role::Device),
+            _ => None,
+        }
+    }
+}
+
+/// What a consent (and the templates enrolled under it) is for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Purpose {
+    /// Access decisions at a gate (1:N identification).
+    Access,
+    /// Verifying a claimed identity (1:1).
+    Verification,
+}
+
+impl Purpose {
+    /// The stored name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Purpose::Access => "access",
+            Purpose::Verification => "verification",
+        }
+    }
+
+    /// Parses `access` or `verification`.
+    pub fn parse(s: &str) -> Result<Purpose, CoreError> {
+        match s {
+            "access" => Ok(Purpose::Access),
+            "verification" => Ok(Purpose::Verification),
+            _ => Err(CoreError::Invalid(
+                "purpose must be access or verification".into(),
+            )),
+        }
+    }
+}
+
+/// An authenticated caller: one tenant, one role.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Principal {
+    /// The tenant the key belongs to; every query is confined to it.
+    pub tenant: String,
+    /// The key's role.
+    pub role: Role,
+}
+
+impl Principal {
+    pub(crate) fn require(&self, allowed: &[Role]) -> Result<(), CoreError> {
+        if allowed.contains(&self.role) {
+            Ok(())
+        } else {
+            Err(CoreError::Forbidden)
+        }
+    }
+}
+
+/// A 1:1 decision. A subject that does not exist, has no template, or does not match all give
+/// the same `deny`, so the answer never reveals whether an id exists.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Decision {
+    /// Access granted.
+    pub allow: bool,
+    /// Best cosine score (0 when there was nothing to compare with).
+    pub score: f32,
+}
+
+/// A 1:N decision: the subject when the face matched one of the tenant's consenting, enrolled
+/// people; otherwise nothing at all about the face is kept.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Identification {
+    /// Access granted.
+    pub allow: bool,
+    /// The matched subject.
+    pub subject: Option<String>,
+    /// Best score (0 when the gallery is empty).
+    pub score: f32,
+}
+
+/// What the API shows about a subject: never template bytes.
+#[derive(Clone, Debug, PartialEq, serde::Serialize)]
+pub struct SubjectView {
+    /// Subject id.
+    pub id: String,
+    /// Unix seconds.
+    pub created_at: i64,
+    /// Every consent, active or withdrawn.
+    pub consents: Vec<ConsentView>,
+    /// Live templates enrolled for access.
+    pub access_templates: i64,
+    /// Live templates enrolled for verification.
+    pub verification_templates: i64,
+    /// Live templates made by another face model than the one running: they never match, and
+    /// the person needs enrolling again to use the face.
+    pub other_model_templates: i64,
+}
+
+/// One consent as shown to operators and the person.
+#[derive(Clone, Debug, PartialEq, serde::Serialize)]
+pub struct ConsentView {
+    /// Consent id.
+    pub id: String,
+    /// Purpose.
+    pub purpose: String,
+    /// Retention in days.
+    pub retention_days: i64,
+    /// Unix seconds.
+    pub granted_at: i64,
+    /// Unix seconds, when withdrawn.
+    pub withdrawn_at: Option<i64>,
+}
+
+/// A non-biometric credential, equal to the face in the access decision.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Credential {
+    /// A card number (as read from the card).
+    Card(String),
+    /// A PIN of at least 6 digits.
+    Pin(String),
+}
+
+impl Credential {
+    pub(crate) fn kind(&self) -> &'static str {
+        match self {
+            Credential::Card(_) => "card",
+            Credential::Pin(_) => "pin",
+        }
+    }
+
+    pub(crate) fn validate(&self) -> Result<(), CoreError> {
+        match self {
+            Credential::Card(n) if !n.trim().is_empty() && n.len() <= 128 => Ok(()),
+            Credential::Pin(p)
+                if (6..=12).contains(&p.len()) && p.bytes().all(|b| b.is_ascii_digit()) =>
+            {
+                Ok(())
+            }
+            Credential::Card(_) => Err(CoreError::Invalid(
+                "a card number is 1 to 128 characters".into(),
+            )),
+            Credential::Pin(_) => Err(CoreError::Invalid("a PIN is 6 to 12 digits".into())),
+        }
+    }
+
+    /// The stored lookup: HMAC-SHA256 under the tenant's credential key (kept outside the
+    /// database), so the database alone reveals no card number and allows no offline PIN guessing.
+    pub(crate) fn lookup(&self, key: &[u8; 32]) -> Vec<u8> {
+        use hmac::Mac;
+        let value = match self {
+            Credential::Card(n) => n.trim(),
+            Credential::Pin(p) => p.as_str(),
+        };
+        match hmac::Hmac::<Sha256>::new_from_slice(key) {
+            Ok(mut mac) => {
+                mac.update(self.kind().as_bytes());
+                mac.update(b"\0");
+                mac.update(value.as_bytes());
+                mac.finalize().into_bytes().to_vec()
+            }
+            // HMAC accepts keys of any length; unreachable, and an empty lookup matches nothing.
+            Err(_) => Vec::new(),
+        }
+    }
+}

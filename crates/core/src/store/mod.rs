@@ -1,0 +1,20 @@
+//! The SQL. Every statement the core runs is here, one function per statement, and every one
+//! that reads or writes a tenant's rows takes the tenant and puts it into its `WHERE` clause, so
+//! no action can reach another tenant's rows by passing the wrong id. The only statements
+//! without a tenant are the retention sweep (a maintenance job over every tenant, no read path)
+//! and the gallery change feed's sequence number.
+//!
+//! Functions take a connection (`&mut *tx` inside a transaction, or a pooled connection for a
+//! plain read), so an action decides what one transaction holds.
+
+pub(crate) mod consents;
+pub(crate) mod credentials;
+pub(crate) mod data_keys;
+pub(crate) mod gallery;
+pub(crate) mod keys;
+pub(crate) mod subjects;
+pub(crate) mod templates;
+pub(crate) mod tenants;
+
+/// The connection every store function takes.
+pub(crate) type Conn = sqlx::AnyConnection;

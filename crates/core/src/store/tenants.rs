@@ -1,0 +1,33 @@
+//! `tenants`.
+
+use sqlx::Row;
+
+use super::Conn;
+
+/// The id of the tenant with this name.
+pub(crate) async fn id_by_name(c: &mut Conn, name: &str) -> Result<Option<String>, sqlx::Error> {
+    sqlx::query("SELECT id FROM tenants WHERE name = $1")
+        .bind(name)
+        .fetch_optional(c)
+        .await?
+        .map(|r| r.try_get("id"))
+        .transpose()
+}
+
+/// Adds a tenant.
+pub(crate) async fn insert(
+    c: &mut Conn,
+    id: &str,
+    name: &str,
+    kek_id: &str,
+    at: i64,
+) -> Result<(), sqlx::Error> {
+    sqlx::query("INSERT INTO tenants (id, name, kek_id, created_at) VALUES ($1, $2, $3, $4)")
+        .bind(id)
+        .bind(name)
+        .bind(kek_id)
+        .bind(at)
+        .execute(c)
+        .await?;
+    Ok(())
+}

@@ -1,0 +1,70 @@
+//! [`ApiError`]: the one error type of the API and the only place an HTTP status is chosen.
+
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use consentry_core::CoreError;
+use consentry_types::{ErrorBody, ErrorCode, HasErrorCode};
+
+/// `{"code", "message"}` with the code's HTTP status. Messages are generic for server-side
+/// failures; details stay in the server's log.
+#[derive(Debug)]
+pub struct ApiError {
+    code: ErrorCode,
+    message: String,
+}
+
+impl ApiError {
+    /// An error with a message fit for the caller.
+    pub(crate) fn new(code: ErrorCode, message: impl Into<String>) -> Self {
+        ApiError {
+            code,
+            message: message.into(),
+        }
+    }
+
+    /// The stable code.
+    pub fn code(&self) -> ErrorCode {
+        self.code
+    }
+}
+
+impl From<CoreError> for ApiError {
+    fn from(e: CoreError) -> Self {
+        let code = e.code();
+        let message = if code.http_status() >= 500 {
+            "internal error".to_string()
+        } else {
+            e.to_string()
+        };
+        if code.http_status() >= 500 {
+            // Inside the request's span: the log line carries its request id.
+            tracing::error!(%code, error = %e, "request failed");
+        }
+        ApiError { code, message }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let status = StatusCode::from_u16(self.code.http_status())
+            .unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        (
+            status,
+            Json(ErrorBody {
+                code: self.code,
+                message: self.message,
+            }),
+        )
+            .into_response()
+    }
+}
+
+/// The error body every endpoint answers with (see the code catalogue in consentry-types).
+#[derive(serde::Serialize, utoipa::ToSchema)]
+pub struct ErrorResponse {
+    /// A stable snake_case code, e.g. `no_face`.
+    pub code: String,
+    /// A human-readable message.
+    pub message: String,
+}

@@ -1,0 +1,129 @@
+//! Extractors: the caller's key, bodies, path and query parameters. Every rejection is an
+//! [`ApiError`] with a catalogue code, never axum's plain-text body.
+
+use axum::extract::{FromRequest, FromRequestParts, Request};
+use axum::http::{header, request::Parts, HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use consentry_core::Principal;
+use consentry_types::ErrorCode;
+
+use crate::{ApiError, AppState, MAX_IMAGE_BYTES};
+
+/// The authenticated caller, from `Authorization: Bearer KEY`.
+pub struct Auth(pub Principal);
+
+impl FromRequestParts<AppState> for Auth {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        let key = parts
+            .headers
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "))
+            .ok_or_else(|| {
+                ApiError::new(ErrorCode::Unauthorized, "missing Authorization: Bearer KEY")
+            })?;
+        Ok(Auth(state.core.authenticate(key.trim()).await?))
+    }
+}
+
+/// Path parameters; a malformed path is `invalid_request`.
+pub struct Path<T>(pub T);
+
+impl<T, S> FromRequestParts<S> for Path<T>
+where
+    T: serde::de::DeserializeOwned + Send,
+    S: Send + Sync,
+{
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        axum::extract::Path::<T>::from_request_parts(parts, state)
+            .await
+            .map(|axum::extract::Path(v)| Path(v))
+            .map_err(|_| ApiError::new(ErrorCode::InvalidRequest, "malformed path parameter"))
+    }
+}
+
+/// Query parameters; a malformed query string is `invalid_request`.
+pub struct Query<T>(pub T);
+
+impl<T, S> FromRequestParts<S> for Query<T>
+where
+    T: serde::de::DeserializeOwned,
+    S: Send + Sync,
+{
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
+        axum::extract::Query::<T>::try_from_uri(&parts.uri)
+            .map(|axum::extract::Query(v)| Query(v))
+            .map_err(|_| ApiError::new(ErrorCode::InvalidRequest, "malformed query string"))
+    }
+}
+
+/// The raw request body, with body-limit and read failures as [`ApiError`]s.
+pub struct Body(pub axum::body::Bytes);
+
+impl<S: Send + Sync> FromRequest<S> for Body {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        match axum::body::Bytes::from_request(req, state).await {
+            Ok(b) => Ok(Body(b)),
+            Err(e) if e.status() == StatusCode::PAYLOAD_TOO_LARGE => Err(ApiError::new(
+                ErrorCode::PayloadTooLarge,
+                format!("the body is larger than {MAX_IMAGE_BYTES} bytes"),
+            )),
+            Err(_) => Err(ApiError::new(
+                ErrorCode::InvalidRequest,
+                "the request body could not be read",
+            )),
+        }
+    }
+}
+
+/// `201 Created` with a JSON body.
+pub(crate) fn created(body: serde_json::Value) -> Response {
+    (StatusCode::CREATED, Json(body)).into_response()
+}
+
+/// The request's `Content-Type` without parameters, or "".
+pub(crate) fn content_type(headers: &HeaderMap) -> &str {
+    headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .map_or("", str::trim)
+}
+
+/// An image body: content type checked, size limited by the router's body limit.
+pub(crate) fn image_body(headers: &HeaderMap, Body(body): Body) -> Result<Vec<u8>, ApiError> {
+    if !matches!(content_type(headers), "image/jpeg" | "image/png") {
+        return Err(ApiError::new(
+            ErrorCode::UnsupportedFormat,
+            "send the image as image/jpeg or image/png",
+        ));
+    }
+    Ok(body.to_vec())
+}
+
+/// JSON body with malformed input mapped to `invalid_request`.
+pub(crate) fn json_body<T: serde::de::DeserializeOwned>(
+    headers: &HeaderMap,
+    body: &[u8],
+) -> Result<T, ApiError> {
+    if content_type(headers) != "application/json" {
+        return Err(ApiError::new(
+            ErrorCode::InvalidRequest,
+            "send JSON with Content-Type: application/json",
+        ));
+    }
+    serde_json::from_slice(body)
+        .map_err(|e| ApiError::new(ErrorCode::InvalidRequest, format!("malformed JSON: {e}")))
+}

@@ -1,0 +1,61 @@
+//! Around every request: the request id, one log line, the request counters.
+
+use axum::extract::State;
+use axum::http::{header, HeaderMap};
+use axum::response::Response;
+
+use crate::metrics::method_label;
+use crate::AppState;
+
+/// The request id header: taken from the caller when it is a plain token (so a gateway's id
+/// carries through), generated otherwise, and returned on every response.
+pub const REQUEST_ID: &str = "x-request-id";
+
+fn request_id(headers: &HeaderMap) -> String {
+    let given = headers.get(REQUEST_ID).and_then(|v| v.to_str().ok());
+    match given {
+        Some(id)
+            if (1..=64).contains(&id.len())
+                && id
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"-_.:".contains(&b)) =>
+        {
+            id.to_string()
+        }
+        _ => consentry_core::new_id(),
+    }
+}
+
+/// The request id (header and log span), one log line with the route template, status and
+/// duration, and the counters behind `/metrics`. Nothing of the body, the concrete path (it
+/// holds ids) or the caller's key is logged.
+pub(crate) async fn observe(
+    State(s): State<AppState>,
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    use tracing::Instrument;
+    let method = method_label(req.method());
+    // The route template (`/api/v1/subjects/{id}`), never the concrete path with its ids.
+    let route = req
+        .extensions()
+        .get::<axum::extract::MatchedPath>()
+        .map_or_else(|| "unmatched".to_string(), |m| m.as_str().to_string());
+    let id = request_id(req.headers());
+    let span = tracing::info_span!("request", id = %id, method = %method, route = %route);
+    let started = std::time::Instant::now();
+    let mut resp = next.run(req).instrument(span.clone()).await;
+    let status = resp.status().as_u16();
+    span.in_scope(|| {
+        tracing::info!(
+            status,
+            ms = started.elapsed().as_secs_f64() * 1e3,
+            "handled"
+        );
+    });
+    s.metrics.request(method, &route, status);
+    if let Ok(v) = header::HeaderValue::from_str(&id) {
+        resp.headers_mut().insert(REQUEST_ID, v);
+    }
+    resp
+}

@@ -1,0 +1,30 @@
+//! `GET /openapi.json`: generated from the handlers' annotations.
+
+use crate::routes::{consents, credentials, decisions, faces, subjects};
+use crate::ErrorResponse;
+
+/// The OpenAPI document.
+#[derive(utoipa::OpenApi)]
+#[openapi(
+    info(title = "Consentry", description = "Consent-first biometric verification and access control"),
+    paths(subjects::create_subject, subjects::delete_subject, subjects::show_subject,
+        consents::grant_consent, consents::withdraw_consent, faces::enrol_face,
+        decisions::verify_face, decisions::identify_face, credentials::add_credential,
+        decisions::decide_access),
+    components(schemas(ErrorResponse, consents::ConsentRequest, credentials::CredentialRequest)),
+    modifiers(&BearerAuth)
+)]
+pub struct ApiDoc;
+
+struct BearerAuth;
+
+impl utoipa::Modify for BearerAuth {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
+        );
+    }
+}

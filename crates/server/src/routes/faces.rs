@@ -1,0 +1,36 @@
+//! `/api/v1/subjects/{id}/faces`: enrolment.
+
+use axum::extract::State;
+use axum::http::HeaderMap;
+use axum::response::Response;
+use consentry_core::Purpose;
+use serde::Deserialize;
+use serde_json::json;
+
+use crate::extract::{created, image_body, Auth, Body, Path, Query};
+use crate::{ApiError, AppState, ErrorResponse};
+
+#[derive(Deserialize)]
+pub(crate) struct PurposeQuery {
+    purpose: Option<String>,
+}
+
+#[utoipa::path(post, path = "/api/v1/subjects/{id}/faces", tag = "faces", security(("bearer" = [])),
+    params(("id" = String, Path), ("purpose" = String, Query, description = "access or verification")),
+    request_body(content = Vec<u8>, content_type = "image/jpeg", description = "a JPEG or PNG photo, at most 10 MiB"),
+    responses((status = 201, description = "`{\"template_id\"}`"), (status = 403, description = "`consent_required`", body = ErrorResponse),
+        (status = 422, description = "`no_face`, `multiple_faces`, `face_too_small`, `too_blurry`, `face_turned`, ...", body = ErrorResponse),
+        (status = 413, description = "`payload_too_large`, `image_too_large`", body = ErrorResponse), (status = 401, description = "`unauthorized`", body = ErrorResponse)))]
+pub(crate) async fn enrol_face(
+    State(s): State<AppState>,
+    Auth(p): Auth,
+    Path(id): Path<String>,
+    Query(q): Query<PurposeQuery>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Response, ApiError> {
+    let purpose = Purpose::parse(q.purpose.as_deref().unwrap_or(""))?;
+    let image = image_body(&headers, body)?;
+    let template = s.core.enrol_face(&p, &id, purpose, image).await?;
+    Ok(created(json!({ "template_id": template })))
+}

@@ -1,0 +1,8 @@
+//! One module per resource; each handler authenticates, translates the request into one
+//! `consentry-core` call and the result back.
+
+pub(crate) mod consents;
+pub(crate) mod credentials;
+pub(crate) mod decisions;
+pub(crate) mod faces;
+pub(crate) mod subjects;
