@@ -100,7 +100,7 @@ async fn open(store: &StoreArgs, engine: &EngineArgs) -> Result<Core, Failure> {
         }
     };
     let engine = engine.load_for_server().map_err(Failure::from)?;
-    Ok(Core::new(db, Arc::new(engine), keys))
+    Core::new(db, Arc::new(engine), keys).map_err(fail)
 }
 
 pub fn serve(engine: &EngineArgs, a: &ServeArgs) -> Result<(), Failure> {

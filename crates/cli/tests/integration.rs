@@ -201,3 +201,33 @@ fn eval_reports_kfold_and_writes_roc() {
     let png = std::fs::read(out_dir.join("roc.png")).expect("roc.png");
     assert!(png.starts_with(b"\x89PNG"));
 }
+
+/// The ONNX Runtime library is native code loaded into the process: one that is not the
+/// pinned build (here the pinned one with a byte appended) is refused before it is loaded,
+/// like an altered model.
+#[test]
+fn an_altered_runtime_library_is_refused() {
+    let dir = std::env::temp_dir().join(format!("consentry-altered-lib-{}", std::process::id()));
+    std::fs::create_dir_all(dir.join("lib")).unwrap();
+    let real = assets();
+    std::os::unix::fs::symlink(real.join("models"), dir.join("models")).unwrap();
+    let mut lib = std::fs::read(real.join("lib/libonnxruntime.so")).unwrap();
+    lib.push(0);
+    std::fs::write(dir.join("lib/libonnxruntime.so"), &lib).unwrap();
+    let out = run(&[
+        "--assets",
+        p(&dir),
+        "detect",
+        p(&photo("obama.jpg")),
+        "--json",
+    ]);
+    std::fs::remove_dir_all(&dir).unwrap();
+    assert_eq!(out.status.code(), Some(4), "{out:?}");
+    let v = &json_lines(&out)[0];
+    assert_eq!(v["error"]["code"], "model_unavailable", "{v}");
+    let message = v["error"]["message"].as_str().unwrap();
+    assert!(
+        message.contains("libonnxruntime.so has sha256"),
+        "{message}"
+    );
+}

@@ -6,7 +6,9 @@ use std::sync::{Arc, Mutex};
 
 use consentry_db::Db;
 use consentry_face::{FaceEngine, QualityGate};
-use consentry_vault::{random_key, KeyContext, TemplateTransform, WrappedKey};
+use consentry_vault::{
+    random_key, DataKey, KeyContext, TemplateContext, TemplateTransform, WrappedKey,
+};
 
 use crate::gallery::Gallery;
 use crate::store::{self, Conn};
@@ -26,6 +28,47 @@ pub struct Core {
     transforms: Mutex<HashMap<String, Arc<TemplateTransform>>>,
     pub(crate) galleries: tokio::sync::Mutex<HashMap<String, Gallery>>,
     face_slots: tokio::sync::Semaphore,
+    /// Stand-ins for a missing key and missing templates, so every verification does the same
+    /// work (see `actions/verification.rs`).
+    pub(crate) decoy: Decoy,
+}
+
+/// A data key and a sealed template that belong to no one, opened in place of a subject's
+/// when it has fewer templates than a verification compares with; and a wrapped key that never
+/// opens, unwrapped in place of an unknown subject's.
+pub(crate) struct Decoy {
+    key: DataKey,
+    sealed: Vec<u8>,
+    pub(crate) wrapped: WrappedKey,
+}
+
+const DECOY_CONTEXT: TemplateContext<'static> = TemplateContext {
+    tenant: "decoy",
+    subject: "decoy",
+    template: "decoy",
+};
+
+impl Decoy {
+    fn new(dim: usize) -> Result<Decoy, CoreError> {
+        let key = DataKey::generate();
+        let sealed = key.seal_template(DECOY_CONTEXT, &vec![0.0; dim])?;
+        // The length of a real wrapped key (version, nonce, 32-byte key, tag), random bytes:
+        // its tag never verifies.
+        let mut wrapped = vec![1u8];
+        wrapped.extend_from_slice(&random_key()[..24]);
+        wrapped.extend_from_slice(&random_key());
+        wrapped.extend_from_slice(&random_key()[..16]);
+        Ok(Decoy {
+            key,
+            sealed,
+            wrapped: WrappedKey(wrapped),
+        })
+    }
+
+    /// Opens the decoy template (the work of opening a real one).
+    pub(crate) fn open(&self) -> Result<zeroize::Zeroizing<Vec<f32>>, CoreError> {
+        Ok(self.key.open_template(DECOY_CONTEXT, &self.sealed)?)
+    }
 }
 
 impl std::fmt::Debug for Core {
@@ -54,8 +97,9 @@ pub fn new_id() -> String {
 
 impl Core {
     /// A core over a migrated database, a loaded engine and the keyring.
-    pub fn new(db: Db, engine: Arc<FaceEngine>, keys: Keyring) -> Core {
-        Core {
+    pub fn new(db: Db, engine: Arc<FaceEngine>, keys: Keyring) -> Result<Core, CoreError> {
+        let decoy = Decoy::new(engine.models().models().1.dim())?;
+        Ok(Core {
             db,
             engine,
             keys,
@@ -65,7 +109,8 @@ impl Core {
             face_slots: tokio::sync::Semaphore::new(
                 std::thread::available_parallelism().map_or(1, |n| n.get()),
             ),
-        }
+            decoy,
+        })
     }
 
     /// The tenant's secret template transform (derived once, then cached).
@@ -159,11 +204,11 @@ impl Core {
             .face_slots
             .acquire()
             .await
-            .map_err(|e| CoreError::Invalid(format!("face engine closed: {e}")))?;
+            .map_err(|e| CoreError::Internal(format!("face engine closed: {e}")))?;
         let engine = self.engine.clone();
         tokio::task::spawn_blocking(move || work(&engine))
             .await
-            .map_err(|e| CoreError::Invalid(format!("face task: {e}")))?
+            .map_err(|e| CoreError::Internal(format!("face task: {e}")))?
             .map_err(CoreError::from)
     }
 }

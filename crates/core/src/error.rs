@@ -32,6 +32,13 @@ pub enum CoreError {
     /// A sealed record failed to open (corruption or a wrong key).
     #[error(transparent)]
     Vault(#[from] VaultError),
+    /// The gallery index refused a template (a bug or corrupt data; never skipped silently).
+    #[error("gallery index: {0}")]
+    Index(#[from] consentry_index::IndexError),
+    /// Something inside the server failed (a worker task died); the detail is logged, never
+    /// sent.
+    #[error("internal: {0}")]
+    Internal(String),
     /// Storage failed.
     #[error("storage: {0}")]
     Db(#[from] sqlx::Error),
@@ -51,6 +58,7 @@ impl HasErrorCode for CoreError {
             CoreError::Invalid(_) => ErrorCode::InvalidRequest,
             CoreError::Face(e) => e.code(),
             CoreError::Vault(e) => e.code(),
+            CoreError::Index(_) | CoreError::Internal(_) => ErrorCode::Internal,
             CoreError::Db(_) => ErrorCode::StorageUnavailable,
             CoreError::KeyFile(_) => ErrorCode::KeyUnavailable,
         }

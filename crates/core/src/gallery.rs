@@ -31,17 +31,19 @@ impl Gallery {
         }
     }
 
-    fn add(&mut self, template: &str, subject: &str, vector: &[f32]) {
+    /// Adds a template (once: adding it again is a no-op). A vector the index refuses (wrong
+    /// dimension, not finite) is an error, never a template silently missing from the gallery.
+    fn add(&mut self, template: &str, subject: &str, vector: &[f32]) -> Result<(), CoreError> {
         if self.by_template.contains_key(template) {
-            return;
+            return Ok(());
         }
         let key = self.next;
+        self.index.add(key, vector)?;
         self.next += 1;
-        if self.index.add(key, vector).is_ok() {
-            self.by_key
-                .insert(key, (template.to_string(), subject.to_string()));
-            self.by_template.insert(template.to_string(), key);
-        }
+        self.by_key
+            .insert(key, (template.to_string(), subject.to_string()));
+        self.by_template.insert(template.to_string(), key);
+        Ok(())
     }
 
     fn remove_subject(&mut self, subject: &str) {
@@ -87,7 +89,7 @@ impl Core {
                 template: &row.id,
             };
             let template = key.open_template(ctx, &row.sealed)?;
-            gallery.add(&row.id, &row.subject, &template);
+            gallery.add(&row.id, &row.subject, &template)?;
         }
         Ok(())
     }

@@ -84,14 +84,15 @@ impl Principal {
     }
 }
 
-/// A 1:1 decision. A subject that does not exist, has no template, or does not match all give
-/// the same `deny`, so the answer never reveals whether an id exists.
-#[derive(Clone, Copy, Debug, PartialEq)]
+/// A 1:1 decision, and nothing else. A subject that does not exist, has no template, or does not
+/// match all give the same `deny` after the same work, so the answer never reveals whether an id
+/// exists. There is no score: a similarity score returned to a caller is feedback an attacker
+/// can climb (adjusting a synthetic face until it rises), and it would tell an unknown id
+/// (nothing to compare) from a real non-match (docs/security.md).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Decision {
     /// Access granted.
     pub allow: bool,
-    /// Best cosine score (0 when there was nothing to compare with).
-    pub score: f32,
 }
 
 /// A 1:N decision: the subject when the face matched one of the tenant's consenting, enrolled
@@ -102,8 +103,6 @@ pub struct Identification {
     pub allow: bool,
     /// The matched subject.
     pub subject: Option<String>,
-    /// Best score (0 when the gallery is empty).
-    pub score: f32,
 }
 
 /// What the API shows about a subject: never template bytes.

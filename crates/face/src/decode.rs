@@ -52,7 +52,9 @@ pub fn decode_image(bytes: &[u8], limits: &DecodeLimits) -> Result<RgbImage, Fac
         ));
     }
     let reader = ImageReader::with_format(Cursor::new(bytes), format);
-    let mut decoder = reader.into_decoder().map_err(map_image_error)?;
+    let mut decoder = reader
+        .into_decoder()
+        .map_err(|e| map_image_error(e, (0, 0), limits))?;
     let (width, height) = decoder.dimensions();
     let too_large = FaceError::ImageTooLarge {
         width,
@@ -80,7 +82,8 @@ pub fn decode_image(bytes: &[u8], limits: &DecodeLimits) -> Result<RgbImage, Fac
         .set_limits(decoder_limits)
         .map_err(|_| too_large_again(width, height, limits))?;
     let orientation = decoder.orientation().ok();
-    let mut img = DynamicImage::from_decoder(decoder).map_err(map_image_error)?;
+    let mut img = DynamicImage::from_decoder(decoder)
+        .map_err(|e| map_image_error(e, (width, height), limits))?;
     if let Some(o) = orientation {
         img.apply_orientation(o);
     }
@@ -107,10 +110,12 @@ fn too_large_again(width: u32, height: u32, limits: &DecodeLimits) -> FaceError 
     }
 }
 
-fn map_image_error(e: ImageError) -> FaceError {
+/// A decoder's refusal: its own limits are the size limit (`image_too_large`), not a truncated
+/// file.
+fn map_image_error(e: ImageError, (width, height): (u32, u32), limits: &DecodeLimits) -> FaceError {
     match e {
         ImageError::Unsupported(u) => FaceError::UnsupportedFormat(u.to_string()),
-        ImageError::Limits(l) => FaceError::Truncated(format!("decoder limit: {l}")),
+        ImageError::Limits(_) => too_large_again(width, height, limits),
         other => FaceError::Truncated(other.to_string()),
     }
 }

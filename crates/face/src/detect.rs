@@ -137,7 +137,7 @@ impl Detector {
     }
 
     fn detect_at(&self, img: &RgbImage, max_side: u32) -> Result<Vec<Detection>, FaceError> {
-        let input = prepare_input(img, max_side, self.model);
+        let input = prepare_input(img, max_side, self.model)?;
         let (w, h) = (input.width, input.height);
         let mut raw = self.pool.with(|session| {
             let tensor = TensorRef::from_array_view(([1usize, 3, h, w], &input.data[..]))?;
@@ -190,7 +190,11 @@ struct DetectorInput {
     scale: f32,
 }
 
-fn prepare_input(img: &RgbImage, max_side: u32, model: DetectorModel) -> DetectorInput {
+fn prepare_input(
+    img: &RgbImage,
+    max_side: u32,
+    model: DetectorModel,
+) -> Result<DetectorInput, FaceError> {
     // (plane of R, G, B; value = (x − mean) · scale)
     let (planes, mean, norm) = match model {
         DetectorModel::YuNet => ([2usize, 1, 0], 0.0f32, 1.0f32),
@@ -204,7 +208,7 @@ fn prepare_input(img: &RgbImage, max_side: u32, model: DetectorModel) -> Detecto
     let factor = ((1.0 / scale).floor() as u32).max(1);
     let reduced;
     let src = if factor > 1 {
-        reduced = box_reduce(img, factor);
+        reduced = box_reduce(img, factor)?;
         &reduced
     } else {
         img
@@ -239,18 +243,18 @@ fn prepare_input(img: &RgbImage, max_side: u32, model: DetectorModel) -> Detecto
         }
     }
     let eff = tw as f32 / w0.max(1) as f32;
-    DetectorInput {
+    Ok(DetectorInput {
         data,
         width,
         height,
         scale: eff,
-    }
+    })
 }
 
 /// Averages `k x k` blocks (the last partial row and column are averaged over what exists).
 /// Streams the rows once: each band of `k` rows is summed per column (a plain widening add the
 /// compiler vectorises), then the column sums are added up per block and divided out.
-fn box_reduce(img: &RgbImage, k: u32) -> RgbImage {
+fn box_reduce(img: &RgbImage, k: u32) -> Result<RgbImage, FaceError> {
     let (w, h) = img.dimensions();
     let (nw, nh) = (w.div_ceil(k), h.div_ceil(k));
     let (k, w, nw) = (k as usize, w as usize, nw as usize);
@@ -284,7 +288,10 @@ fn box_reduce(img: &RgbImage, k: u32) -> RgbImage {
             }
         }
     }
-    RgbImage::from_raw(nw as u32, nh, out).unwrap_or_else(|| RgbImage::new(nw as u32, nh))
+    // The buffer is nw * nh * 3 bytes by construction; a mismatch is a bug, reported, never a
+    // black image handed to the detector.
+    RgbImage::from_raw(nw as u32, nh, out)
+        .ok_or_else(|| FaceError::Inference("box reduction produced a wrong-sized image".into()))
 }
 
 fn decode_yunet(
@@ -395,7 +402,7 @@ mod tests {
     #[test]
     fn input_is_padded_to_32_and_never_enlarged() {
         let img = RgbImage::from_pixel(250, 250, image::Rgb([10, 20, 30]));
-        let input = prepare_input(&img, 640, DetectorModel::YuNet);
+        let input = prepare_input(&img, 640, DetectorModel::YuNet).unwrap();
         assert_eq!((input.width, input.height), (256, 256));
         assert_eq!(input.scale, 1.0);
         // BGR planes: blue first.
@@ -425,7 +432,7 @@ mod tests {
                 }
                 image::Rgb(c)
             });
-            let out = box_reduce(&img, k);
+            let out = box_reduce(&img, k).unwrap();
             assert_eq!(out.dimensions(), (w.div_ceil(k), h.div_ceil(k)));
             for (ox, oy, px) in out.enumerate_pixels() {
                 for c in 0..3 {
@@ -445,7 +452,7 @@ mod tests {
     #[test]
     fn large_images_are_scaled_to_max_side() {
         let img = RgbImage::new(1280, 720);
-        let input = prepare_input(&img, 640, DetectorModel::YuNet);
+        let input = prepare_input(&img, 640, DetectorModel::YuNet).unwrap();
         assert_eq!((input.width, input.height), (640, 384));
         assert!((input.scale - 0.5).abs() < 1e-6);
     }

@@ -102,6 +102,12 @@ pub fn environment(assets: &Assets) -> Result<&'static Environment, FaceError> {
                 lib.display()
             ));
         }
+        // The library is native code run in-process: it is checked against the manifest like
+        // the models, so a library swapped into the assets directory is refused. (The check and
+        // the load are two steps: the directory must be writable only by the service's user.)
+        assets
+            .read_checked("lib/libonnxruntime.so")
+            .map_err(|e| e.to_string())?;
         ort::init_from(&lib)
             .map_err(|e| format!("cannot load {}: {e}", lib.display()))?
             .with_name("consentry")

@@ -32,10 +32,12 @@ impl ApiError {
 impl From<CoreError> for ApiError {
     fn from(e: CoreError) -> Self {
         let code = e.code();
-        let message = if code.http_status() >= 500 {
-            "internal error".to_string()
-        } else {
-            e.to_string()
+        // Public messages come from the catalogue: a library's text (the image decoder's, the
+        // database's, a panic's) never reaches a client. Only `Invalid`, whose text the core
+        // writes itself about the request's own fields, is passed on.
+        let message = match &e {
+            CoreError::Invalid(m) if code.http_status() < 500 => m.clone(),
+            _ => code.describe().to_string(),
         };
         if code.http_status() >= 500 {
             // Inside the request's span: the log line carries its request id.

@@ -102,12 +102,23 @@ pub(crate) fn content_type(headers: &HeaderMap) -> &str {
         .map_or("", str::trim)
 }
 
+/// Content types an image body may come with. Many clients send `image/jpg` or
+/// `application/octet-stream`; the type only has to say "an image file", the bytes' own
+/// signature decides (the decoder refuses anything that is not JPEG or PNG: `not_an_image`,
+/// `unsupported_format`).
+pub(crate) fn is_image_type(content_type: &str) -> bool {
+    matches!(
+        content_type.to_ascii_lowercase().as_str(),
+        "image/jpeg" | "image/jpg" | "image/pjpeg" | "image/png" | "application/octet-stream"
+    )
+}
+
 /// An image body: content type checked, size limited by the router's body limit.
 pub(crate) fn image_body(headers: &HeaderMap, Body(body): Body) -> Result<Vec<u8>, ApiError> {
-    if !matches!(content_type(headers), "image/jpeg" | "image/png") {
+    if !is_image_type(content_type(headers)) {
         return Err(ApiError::new(
             ErrorCode::UnsupportedFormat,
-            "send the image as image/jpeg or image/png",
+            "send the image as image/jpeg, image/png or application/octet-stream",
         ));
     }
     Ok(body.to_vec())

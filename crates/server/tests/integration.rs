@@ -48,7 +48,7 @@ async fn the_api_on_both_backends() {
     for url in scratch.backends() {
         let db = Db::open(&url).await.unwrap();
         let (keys, _) = Keyring::load_or_create(&dir.join(format!("{}.key", url.len()))).unwrap();
-        let core = Arc::new(Core::new(db, engine(), keys));
+        let core = Arc::new(Core::new(db, engine(), keys).unwrap());
         let (_, key) = core.bootstrap_tenant("Gate").await.unwrap();
         let (_, other_key) = core.bootstrap_tenant("Elsewhere").await.unwrap();
         let app = consentry_server::router(core);
@@ -147,9 +147,15 @@ async fn the_api_on_both_backends() {
             (StatusCode::OK, Some("allow")),
             "{body}"
         );
+        // No score for anyone: the allow is the whole answer.
+        assert_eq!(body, serde_json::json!({ "decision": "allow" }));
+        let deny = serde_json::json!({ "decision": "deny" });
         let (_, body) = call(&app, "POST", &verify, k, jpeg, photo("biden.jpg")).await;
-        assert_eq!(body["decision"], "deny");
-        // Another tenant: the same answer as for a stranger's face, and 404 on delete.
+        assert_eq!(body, deny);
+        // An unknown subject, and another tenant's: the same whole body as a non-match.
+        let unknown = "/api/v1/verify?subject=no-such-subject";
+        let (_, body) = call(&app, "POST", unknown, k, jpeg, photo("obama2.jpg")).await;
+        assert_eq!(body, deny);
         let (_, body) = call(
             &app,
             "POST",
@@ -159,7 +165,49 @@ async fn the_api_on_both_backends() {
             photo("obama2.jpg"),
         )
         .await;
-        assert_eq!(body["decision"], "deny");
+        assert_eq!(body, deny);
+        // Clients that send image/jpg or application/octet-stream are served; the bytes decide.
+        for ct in ["image/jpg", "application/octet-stream", "IMAGE/JPEG"] {
+            let (st, body) = call(&app, "POST", &verify, k, Some(ct), photo("obama2.jpg")).await;
+            assert_eq!(
+                (st, &body["decision"]),
+                (StatusCode::OK, &"allow".into()),
+                "{ct}"
+            );
+        }
+        let (st, body) = call(
+            &app,
+            "POST",
+            &verify,
+            k,
+            Some("application/octet-stream"),
+            b"GIF89a not a photo".to_vec(),
+        )
+        .await;
+        assert_eq!(
+            (st, body["code"].as_str()),
+            (
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                Some("unsupported_format")
+            ),
+            "{body}"
+        );
+        let (st, body) = call(
+            &app,
+            "POST",
+            &verify,
+            k,
+            Some("text/plain"),
+            photo("obama2.jpg"),
+        )
+        .await;
+        assert_eq!(
+            (st, body["code"].as_str()),
+            (
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                Some("unsupported_format")
+            )
+        );
         let subject = format!("/api/v1/subjects/{id}");
         assert_eq!(
             call(&app, "DELETE", &subject, Some(&other_key), None, vec![])
@@ -186,7 +234,7 @@ async fn every_response_carries_a_request_id() {
     let scratch = Scratch::new("server_reqid").await;
     let db = Db::open(&scratch.sqlite_url("r")).await.unwrap();
     let (keys, _) = Keyring::load_or_create(&scratch.dir.join("r.key")).unwrap();
-    let app = consentry_server::router(Arc::new(Core::new(db, engine(), keys)));
+    let app = consentry_server::router(Arc::new(Core::new(db, engine(), keys).unwrap()));
     let id_of = |given: Option<&str>| {
         let app = app.clone();
         let given = given.map(str::to_string);
@@ -255,7 +303,7 @@ async fn axum_rejections_come_back_as_catalogue_errors() {
     let scratch = Scratch::new("server_rejections").await;
     let db = Db::open(&scratch.sqlite_url("j")).await.unwrap();
     let (keys, _) = Keyring::load_or_create(&scratch.dir.join("j.key")).unwrap();
-    let core = Arc::new(Core::new(db, engine(), keys));
+    let core = Arc::new(Core::new(db, engine(), keys).unwrap());
     let (_, key) = core.bootstrap_tenant("Rejections").await.unwrap();
     let app = consentry_server::router(core);
     let k = Some(key.as_str());

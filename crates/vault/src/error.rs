@@ -13,6 +13,10 @@ pub enum VaultError {
     /// The envelope is shorter than its header or of an unknown version.
     #[error("sealed data is malformed")]
     Malformed,
+    /// Encryption failed (it cannot for in-memory buffers with a valid key; reported rather
+    /// than leaving an envelope without ciphertext).
+    #[error("sealing failed")]
+    Seal,
     /// A key given as text is not 64 hex digits.
     #[error("a key must be 64 hexadecimal digits")]
     KeyFormat,
@@ -30,9 +34,10 @@ impl HasErrorCode for VaultError {
     fn code(&self) -> ErrorCode {
         match self {
             VaultError::KeyFormat => ErrorCode::KeyUnavailable,
-            VaultError::Unopenable | VaultError::Malformed | VaultError::Dimension { .. } => {
-                ErrorCode::Internal
-            }
+            VaultError::Unopenable
+            | VaultError::Malformed
+            | VaultError::Seal
+            | VaultError::Dimension { .. } => ErrorCode::Internal,
         }
     }
 }

@@ -21,24 +21,23 @@ fn aad(label: &str, fields: &[&str]) -> Vec<u8> {
     out
 }
 
-fn seal(key: &[u8; 32], aad: &[u8], plaintext: &[u8]) -> Vec<u8> {
+fn seal(key: &[u8; 32], aad: &[u8], plaintext: &[u8]) -> Result<Vec<u8>, VaultError> {
     let cipher = XChaCha20Poly1305::new(key.into());
     let nonce = XChaCha20Poly1305::generate_nonce(&mut OsRng);
-    let mut out = Vec::with_capacity(1 + NONCE + plaintext.len() + 16);
+    let ct = cipher
+        .encrypt(
+            &nonce,
+            Payload {
+                msg: plaintext,
+                aad,
+            },
+        )
+        .map_err(|_| VaultError::Seal)?;
+    let mut out = Vec::with_capacity(1 + NONCE + ct.len());
     out.push(VERSION);
     out.extend_from_slice(&nonce);
-    // Encryption with a valid key and nonce cannot fail for in-memory buffers; an error would
-    // leave the envelope without ciphertext, which then fails to open (never silently).
-    if let Ok(ct) = cipher.encrypt(
-        &nonce,
-        Payload {
-            msg: plaintext,
-            aad,
-        },
-    ) {
-        out.extend_from_slice(&ct);
-    }
-    out
+    out.extend_from_slice(&ct);
+    Ok(out)
 }
 
 fn open(key: &[u8; 32], aad: &[u8], sealed: &[u8]) -> Result<Zeroizing<Vec<u8>>, VaultError> {
@@ -139,12 +138,13 @@ impl Kek {
     }
 
     /// Wraps a subject's data key.
-    pub fn wrap(&self, key: &DataKey, ctx: KeyContext<'_>) -> WrappedKey {
-        WrappedKey(seal(
+    pub fn wrap(&self, key: &DataKey, ctx: KeyContext<'_>) -> Result<WrappedKey, VaultError> {
+        seal(
             &self.0,
             &aad("consentry-data-key-v1", &[ctx.tenant, ctx.subject]),
             &key.0,
-        ))
+        )
+        .map(WrappedKey)
     }
 
     /// Unwraps a data key; fails for another tenant's KEK, another subject, or altered bytes.
@@ -189,7 +189,11 @@ impl DataKey {
     }
 
     /// Seals a (transformed) template.
-    pub fn seal_template(&self, ctx: TemplateContext<'_>, template: &[f32]) -> Vec<u8> {
+    pub fn seal_template(
+        &self,
+        ctx: TemplateContext<'_>,
+        template: &[f32],
+    ) -> Result<Vec<u8>, VaultError> {
         let mut bytes = Zeroizing::new(Vec::with_capacity(template.len() * 4));
         for x in template {
             bytes.extend_from_slice(&x.to_le_bytes());

@@ -36,7 +36,6 @@ impl Core {
         let deny = Identification {
             allow: false,
             subject: None,
-            score: 0.0,
         };
         if credential.validate().is_err() {
             return Ok(deny);
@@ -53,7 +52,6 @@ impl Core {
             Some(s) => Identification {
                 allow: true,
                 subject: Some(s),
-                score: 1.0,
             },
             None => deny,
         })

@@ -54,7 +54,7 @@ impl Core {
             subject,
             purpose: purpose.as_str(),
             model: self.template_model(),
-            sealed: key.seal_template(ctx, &protected),
+            sealed: key.seal_template(ctx, &protected)?,
             created_at: t,
             expires_at: t + retention.min(MAX_RETENTION_DAYS) * 86_400,
         };

@@ -6,6 +6,9 @@ use crate::core::now;
 use crate::store;
 use crate::{Core, CoreError, Identification, Principal};
 
+/// How many of the nearest templates identification checks against the database, best first.
+const IDENTIFY_CANDIDATES: usize = 8;
+
 impl Core {
     /// 1:N at a gate: is this face one of the tenant's consenting, enrolled people? Searches the
     /// tenant's own gallery only. A face that matches no one is dropped here: nothing about it
@@ -16,7 +19,8 @@ impl Core {
         image: Vec<u8>,
     ) -> Result<Identification, CoreError> {
         let probe = self.probe(&p.tenant, image).await?;
-        let best = {
+        let threshold = self.engine.default_threshold();
+        let candidates: Vec<(String, String)> = {
             // One async lock: a gallery is loaded once, and changes are applied in order.
             let mut galleries = self.galleries.lock().await;
             let gallery = match galleries.entry(p.tenant.clone()) {
@@ -26,46 +30,36 @@ impl Core {
                 }
             };
             self.sync_gallery(&p.tenant, gallery).await?;
+            // Every template above the threshold among the best few, best first: the best one
+            // may be expired or withdrawn on another node and not yet gone from this index, and
+            // must not hide a live template of the same (or another) person below it.
             gallery
                 .index
-                .search(&probe, 1)
+                .search(&probe, IDENTIFY_CANDIDATES)
                 .into_iter()
-                .next()
-                .and_then(|hit| {
-                    gallery
-                        .by_key
-                        .get(&hit.id)
-                        .map(|(t, s)| (t.clone(), s.clone(), hit.score))
-                })
+                .take_while(|hit| hit.score >= threshold)
+                .filter_map(|hit| gallery.by_key.get(&hit.id).cloned())
+                .collect()
         };
-        let deny = |score| Identification {
+        let deny = Identification {
             allow: false,
             subject: None,
-            score,
         };
-        let Some((template, subject, score)) = best else {
-            return Ok(deny(0.0));
-        };
-        if score < self.engine.default_threshold() {
-            return Ok(deny(score));
-        }
         // The database has the last word: a template deleted, expired or without consent (on
         // this node or another) never grants access, whatever the in-memory index holds.
-        let live = store::templates::access_last_used(
-            &mut *self.db.pool().acquire().await?,
-            &p.tenant,
-            &template,
-            now(),
-        )
-        .await?;
-        let Some(last_used) = live else {
-            return Ok(deny(0.0));
-        };
-        self.touch_template(&p.tenant, &template, last_used).await?;
-        Ok(Identification {
-            allow: true,
-            subject: Some(subject),
-            score,
-        })
+        let mut c = self.db.pool().acquire().await?;
+        for (template, subject) in candidates {
+            let live =
+                store::templates::access_last_used(&mut c, &p.tenant, &template, now()).await?;
+            if let Some(last_used) = live {
+                drop(c);
+                self.touch_template(&p.tenant, &template, last_used).await?;
+                return Ok(Identification {
+                    allow: true,
+                    subject: Some(subject),
+                });
+            }
+        }
+        Ok(deny)
     }
 }

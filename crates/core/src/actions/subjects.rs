@@ -18,7 +18,7 @@ impl Core {
                 tenant: &p.tenant,
                 subject: &subject,
             },
-        );
+        )?;
         let mut tx = self.db.begin_write().await?;
         store::subjects::insert(&mut tx, &p.tenant, &subject, now()).await?;
         store::data_keys::insert(&mut tx, &subject, &kek.id(), wrapped.0).await?;

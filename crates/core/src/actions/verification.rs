@@ -1,14 +1,21 @@
 //! 1:1 verification.
 
-use consentry_vault::TemplateContext;
+use consentry_vault::{KeyContext, TemplateContext, WrappedKey};
 
 use crate::core::now;
 use crate::store;
 use crate::{Core, CoreError, Decision, Principal};
 
+/// How many templates a verification compares with: the subject's most recent live ones, and
+/// decoys when it has fewer (or none, or does not exist), so every verification unwraps one
+/// key and opens this many templates whatever the subject's state.
+pub(crate) const VERIFY_SLOTS: usize = 5;
+
 impl Core {
     /// 1:1: does the face in `image` belong to `subject`? Compares against the subject's live
-    /// verification templates in the caller's tenant.
+    /// verification templates in the caller's tenant (at most [`VERIFY_SLOTS`], newest first).
+    /// Every deny path does the same work: the same two queries, one key unwrap, the same number
+    /// of template opens and comparisons.
     pub async fn verify(
         &self,
         p: &Principal,
@@ -17,47 +24,68 @@ impl Core {
     ) -> Result<Decision, CoreError> {
         let probe = self.probe(&p.tenant, image).await?;
 
-        let mut tx = self.db.pool().begin().await?;
-        let deny = Decision {
-            allow: false,
-            score: 0.0,
-        };
-        let key = match self.data_key(&mut tx, &p.tenant, subject).await {
-            Ok(k) => k,
-            Err(CoreError::NotFound) => return Ok(deny),
-            Err(e) => return Err(e),
-        };
-        let rows = store::templates::live_verification(
-            &mut tx,
+        let mut c = self.db.pool().acquire().await?;
+        let wrapped = store::data_keys::wrapped(&mut c, &p.tenant, subject).await?;
+        let mut rows = store::templates::live_verification(
+            &mut c,
             &p.tenant,
             subject,
             self.template_model(),
             now(),
         )
         .await?;
-        tx.commit().await?;
-        let mut best = f32::NEG_INFINITY;
-        let mut best_template = None;
-        for row in rows {
-            let ctx = TemplateContext {
-                tenant: &p.tenant,
-                subject,
-                template: &row.id,
+        drop(c);
+        rows.truncate(VERIFY_SLOTS);
+
+        let kek = self.keys.kek(&p.tenant);
+        let ctx = KeyContext {
+            tenant: &p.tenant,
+            subject,
+        };
+        let key = match &wrapped {
+            Some(w) => Some(kek.unwrap(&WrappedKey(w.clone()), ctx)?),
+            None => {
+                // The same unwrap, of a decoy that never opens.
+                let _ = kek.unwrap(&self.decoy.wrapped, ctx);
+                None
+            }
+        };
+        let mut best: Option<(f32, usize)> = None;
+        for slot in 0..VERIFY_SLOTS {
+            let template = match (rows.get(slot), &key) {
+                (Some(row), Some(key)) => {
+                    let ctx = TemplateContext {
+                        tenant: &p.tenant,
+                        subject,
+                        template: &row.id,
+                    };
+                    Some(key.open_template(ctx, &row.sealed)?)
+                }
+                _ => {
+                    // A decoy open and comparison in place of a missing template.
+                    let decoy = self.decoy.open()?;
+                    let _ = std::hint::black_box(dot(&decoy, &probe));
+                    None
+                }
             };
-            let template = key.open_template(ctx, &row.sealed)?;
-            let score: f32 = template.iter().zip(&probe).map(|(a, b)| a * b).sum();
-            if score > best {
-                best = score;
-                best_template = Some((row.id, row.last_used_at));
+            if let Some(t) = template {
+                let score = dot(&t, &probe);
+                if best.is_none_or(|(b, _)| score > b) {
+                    best = Some((score, slot));
+                }
             }
         }
-        let Some((template, last_used)) = best_template else {
-            return Ok(deny);
-        };
-        let allow = best >= self.engine.default_threshold();
-        if allow {
-            self.touch_template(&p.tenant, &template, last_used).await?;
+        let allow = best.is_some_and(|(score, _)| score >= self.engine.default_threshold());
+        if let (true, Some((_, slot))) = (allow, best) {
+            if let Some(row) = rows.get(slot) {
+                self.touch_template(&p.tenant, &row.id, row.last_used_at)
+                    .await?;
+            }
         }
-        Ok(Decision { allow, score: best })
+        Ok(Decision { allow })
     }
+}
+
+fn dot(a: &[f32], b: &[f32]) -> f32 {
+    a.iter().zip(b).map(|(x, y)| x * y).sum()
 }

@@ -178,7 +178,8 @@ pub(crate) async fn live_verification(
          AND t.purpose = 'verification' AND t.expires_at > $3 AND t.model = $4 \
          AND EXISTS (SELECT 1 FROM consents c \
          WHERE c.tenant_id = t.tenant_id AND c.subject_id = t.subject_id \
-         AND c.purpose = 'verification' AND c.withdrawn_at IS NULL)",
+         AND c.purpose = 'verification' AND c.withdrawn_at IS NULL) \
+         ORDER BY t.created_at DESC, t.id",
     )
     .bind(tenant)
     .bind(subject)

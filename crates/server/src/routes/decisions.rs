@@ -8,7 +8,7 @@ use consentry_types::ErrorCode;
 use serde::Deserialize;
 use serde_json::json;
 
-use crate::extract::{content_type, image_body, json_body, Auth, Body, Query};
+use crate::extract::{content_type, image_body, is_image_type, json_body, Auth, Body, Query};
 use crate::routes::credentials::CredentialRequest;
 use crate::{ApiError, AppState, ErrorResponse};
 
@@ -27,7 +27,7 @@ fn decision(allow: bool) -> &'static str {
 
 #[utoipa::path(post, path = "/api/v1/verify", tag = "decisions", security(("bearer" = [])), params(("subject" = String, Query)),
     request_body(content = Vec<u8>, content_type = "image/jpeg"),
-    responses((status = 200, description = "`{\"decision\": \"allow\"|\"deny\", \"score\"}`; an unknown subject and a non-match look the same"), (status = 401, description = "`unauthorized`", body = ErrorResponse)))]
+    responses((status = 200, description = "`{\"decision\": \"allow\"|\"deny\"}`; an unknown subject and a non-match look the same, and no score is given to anyone"), (status = 401, description = "`unauthorized`", body = ErrorResponse)))]
 pub(crate) async fn verify_face(
     State(s): State<AppState>,
     Auth(p): Auth,
@@ -41,9 +41,7 @@ pub(crate) async fn verify_face(
     let image = image_body(&headers, body)?;
     let d = s.core.verify(&p, &subject, image).await?;
     s.metrics.decision("verify", d.allow);
-    Ok(Json(
-        json!({ "decision": decision(d.allow), "score": d.score }),
-    ))
+    Ok(Json(json!({ "decision": decision(d.allow) })))
 }
 
 #[utoipa::path(post, path = "/api/v1/identify", tag = "decisions", security(("bearer" = [])),
@@ -73,7 +71,8 @@ pub(crate) async fn decide_access(
     headers: HeaderMap,
     body: Body,
 ) -> Result<Json<serde_json::Value>, ApiError> {
-    let id = if content_type(&headers).starts_with("image/") {
+    let ct = content_type(&headers);
+    let id = if ct.starts_with("image/") || is_image_type(ct) {
         let id = s.core.identify(&p, image_body(&headers, body)?).await?;
         s.metrics.decision("face", id.allow);
         id
