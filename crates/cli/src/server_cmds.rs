@@ -8,6 +8,7 @@ use consentry_core::{Core, Keyring};
 use consentry_db::Db;
 use consentry_types::{ErrorCode, HasErrorCode};
 use serde_json::json;
+use zeroize::Zeroizing;
 
 use crate::{EngineArgs, Failure};
 
@@ -31,7 +32,9 @@ pub struct ServeArgs {
     /// Address to listen on.
     #[arg(long, default_value = "127.0.0.1:8080")]
     listen: String,
-    /// Create (or reuse) the tenant "demo" and print a fresh admin key for it.
+    /// Create (or reuse) the tenant "demo" and print an admin key for it: minted on the first
+    /// start and kept in `<db>.demo-key` (mode 0600), so later starts print the same key
+    /// instead of minting another.
     #[arg(long)]
     demo: bool,
     /// Log level on stderr: off, error, warn, info (one line per request: request id, route
@@ -116,8 +119,9 @@ pub fn serve(engine: &EngineArgs, a: &ServeArgs) -> Result<(), Failure> {
             .map_err(|e| Failure { code: ErrorCode::InvalidRequest, message: format!("listen {}: {e}", a.listen) })?;
         let addr = listener.local_addr().map(|a| a.to_string()).unwrap_or_else(|_| a.listen.clone());
         if a.demo {
-            let (tenant, key) = core.admin_key_for("demo").await.map_err(fail)?;
-            println!("consentry: demo tenant {tenant}; admin key (shown once):\n  {key}");
+            let (tenant, key) = demo_key(&core, &a.store).await?;
+            println!("consentry: demo tenant {tenant}; admin key (kept in {}):\n  {}", demo_key_path(&a.store).display(), key.as_str());
+            let key = key.as_str();
             println!("Try:");
             println!("  curl -s -X POST -H 'Authorization: Bearer {key}' http://{addr}/api/v1/subjects");
             println!(
@@ -133,11 +137,76 @@ pub fn serve(engine: &EngineArgs, a: &ServeArgs) -> Result<(), Failure> {
                  --data-binary @other.jpg 'http://{addr}/api/v1/verify?subject=ID'"
             );
         }
-        println!("consentry: listening on http://{addr} (database {})", a.store.db.split('?').next().unwrap_or(""));
+        println!("consentry: listening on http://{addr} (database {})", redact_url(&a.store.db));
         consentry_server::serve(core, listener)
             .await
             .map_err(|e| Failure { code: ErrorCode::Internal, message: format!("server: {e}") })
     })
+}
+
+/// Where `serve --demo` keeps the demo tenant's admin key: beside a SQLite database, else in
+/// the working directory.
+fn demo_key_path(store: &StoreArgs) -> PathBuf {
+    match store.db.strip_prefix("sqlite://") {
+        Some(p) => PathBuf::from(format!("{}.demo-key", p.split('?').next().unwrap_or(p))),
+        None => PathBuf::from("consentry.demo-key"),
+    }
+}
+
+/// The demo tenant's admin key: the saved one while it still authenticates as the demo
+/// tenant's admin, else a new one, saved (mode 0600) for the next start.
+async fn demo_key(core: &Core, store: &StoreArgs) -> Result<(String, Zeroizing<String>), Failure> {
+    let path = demo_key_path(store);
+    if let Ok(text) = std::fs::read_to_string(&path).map(Zeroizing::new) {
+        let saved = Zeroizing::new(text.trim().to_string());
+        if let Ok(p) = core.authenticate(&saved).await {
+            let demo = core.tenant_id("demo").await.map_err(fail)?;
+            if p.role == consentry_core::Role::Admin && Some(&p.tenant) == demo.as_ref() {
+                return Ok((p.tenant, saved));
+            }
+        }
+    }
+    let (tenant, key) = core.admin_key_for("demo").await.map_err(fail)?;
+    let key = Zeroizing::new(key);
+    write_private(&path, key.as_bytes()).map_err(|e| Failure {
+        code: ErrorCode::KeyUnavailable,
+        message: format!("cannot save the demo key in {}: {e}", path.display()),
+    })?;
+    Ok((tenant, key))
+}
+
+/// Writes a file readable by its owner only (created with mode 0600, replaced whole).
+fn write_private(path: &std::path::Path, bytes: &[u8]) -> std::io::Result<()> {
+    use std::io::Write;
+    #[cfg(unix)]
+    use std::os::unix::fs::OpenOptionsExt;
+    let tmp = path.with_extension("tmp");
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    options.mode(0o600);
+    let mut f = options.open(&tmp)?;
+    f.write_all(bytes)?;
+    f.sync_all()?;
+    std::fs::rename(&tmp, path)
+}
+
+/// A database URL fit to print: the password, if any, replaced by `***`, the query dropped.
+pub(crate) fn redact_url(url: &str) -> String {
+    let url = url.split('?').next().unwrap_or("");
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_string();
+    };
+    // userinfo ends at the last '@' before the host's path.
+    let authority_end = rest.find('/').unwrap_or(rest.len());
+    let (authority, path) = rest.split_at(authority_end);
+    match authority.rsplit_once('@') {
+        Some((userinfo, host)) => match userinfo.split_once(':') {
+            Some((user, _password)) => format!("{scheme}://{user}:***@{host}{path}"),
+            None => format!("{scheme}://{userinfo}@{host}{path}"),
+        },
+        None => url.to_string(),
+    }
 }
 
 pub fn admin(engine: &EngineArgs, cmd: &AdminCommand) -> Result<(), Failure> {
@@ -152,4 +221,26 @@ pub fn admin(engine: &EngineArgs, cmd: &AdminCommand) -> Result<(), Failure> {
         }
         Ok(())
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::redact_url;
+
+    #[test]
+    fn database_urls_print_without_their_password() {
+        assert_eq!(
+            redact_url("postgres://app:s3cr:et@db.internal:5432/consentry?sslmode=require"),
+            "postgres://app:***@db.internal:5432/consentry"
+        );
+        assert_eq!(
+            redact_url("postgres://postgres@127.0.0.1:5432/test"),
+            "postgres://postgres@127.0.0.1:5432/test"
+        );
+        assert_eq!(
+            redact_url("sqlite://consentry.db?mode=rwc"),
+            "sqlite://consentry.db"
+        );
+        assert_eq!(redact_url("postgres://a:b@h/x@y"), "postgres://a:***@h/x@y");
+    }
 }

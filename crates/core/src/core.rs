@@ -10,7 +10,6 @@ use consentry_vault::{
     random_key, DataKey, KeyContext, TemplateContext, TemplateTransform, WrappedKey,
 };
 
-use crate::gallery::Gallery;
 use crate::store::{self, Conn};
 use crate::{CoreError, Keyring};
 
@@ -26,7 +25,8 @@ pub struct Core {
     pub(crate) keys: Keyring,
     pub(crate) gate: QualityGate,
     transforms: Mutex<HashMap<String, Arc<TemplateTransform>>>,
-    pub(crate) galleries: tokio::sync::Mutex<HashMap<String, Gallery>>,
+    /// Each tenant's gallery: the map's lock is held only to look one up or insert it.
+    pub(crate) galleries: Mutex<HashMap<String, crate::gallery::Shared>>,
     face_slots: tokio::sync::Semaphore,
     /// Stand-ins for a missing key and missing templates, so every verification does the same
     /// work (see `actions/verification.rs`).
@@ -105,12 +105,18 @@ impl Core {
             keys,
             gate: QualityGate::default(),
             transforms: Mutex::new(HashMap::new()),
-            galleries: tokio::sync::Mutex::new(HashMap::new()),
+            galleries: Mutex::new(HashMap::new()),
             face_slots: tokio::sync::Semaphore::new(
                 std::thread::available_parallelism().map_or(1, |n| n.get()),
             ),
             decoy,
         })
+    }
+
+    /// Closes the database pool, waiting for the connections in use to be returned (at shutdown,
+    /// after the server drained its requests).
+    pub async fn close(&self) {
+        self.db.pool().close().await;
     }
 
     /// The tenant's secret template transform (derived once, then cached).

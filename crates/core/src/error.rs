@@ -23,6 +23,9 @@ pub enum CoreError {
     /// No active consent for the purpose.
     #[error("no active consent for this purpose")]
     ConsentRequired,
+    /// Too many failed card/PIN attempts by this key (or this tenant) in the current window.
+    #[error("too many failed attempts; try again later")]
+    TooManyAttempts,
     /// Bad arguments.
     #[error("{0}")]
     Invalid(String),
@@ -56,6 +59,7 @@ impl HasErrorCode for CoreError {
             CoreError::ConsentRequired => ErrorCode::ConsentRequired,
             CoreError::AlreadyExists(_) => ErrorCode::AlreadyExists,
             CoreError::Invalid(_) => ErrorCode::InvalidRequest,
+            CoreError::TooManyAttempts => ErrorCode::TooManyAttempts,
             CoreError::Face(e) => e.code(),
             CoreError::Vault(e) => e.code(),
             CoreError::Index(_) | CoreError::Internal(_) => ErrorCode::Internal,

@@ -1,10 +1,17 @@
 //! Each tenant's in-memory 1:N gallery, loaded from the vault and kept in step with every node's
 //! changes through the `gallery_changes` feed.
+//!
+//! Every tenant's gallery is its own (`Arc<RwLock<Gallery>>` in a map), and no lock is held
+//! across I/O: a sync reads the feed and opens the templates it needs first, then takes the
+//! gallery's write lock only to apply the prepared changes, in feed order, skipping any another
+//! sync already applied. One tenant's load, sync or sweep never waits on another's.
 
 use std::collections::HashMap;
+use std::sync::{Arc, RwLock};
 
 use consentry_index::{FlatIndex, Index};
 use consentry_vault::{KeyContext, TemplateContext, WrappedKey};
+use zeroize::Zeroizing;
 
 use crate::core::now;
 use crate::store::{self, gallery::Op};
@@ -46,6 +53,13 @@ impl Gallery {
         Ok(())
     }
 
+    fn remove_template(&mut self, template: &str) {
+        if let Some(k) = self.by_template.remove(template) {
+            self.index.remove(k);
+            self.by_key.remove(&k);
+        }
+    }
+
     fn remove_subject(&mut self, subject: &str) {
         let keys: Vec<u64> = self
             .by_key
@@ -62,21 +76,35 @@ impl Gallery {
     }
 }
 
+/// A tenant's gallery, shared between the requests that search and sync it.
+pub(crate) type Shared = Arc<RwLock<Gallery>>;
+
+/// An opened access template: id, subject, transformed vector.
+type Opened = (String, String, Zeroizing<Vec<f32>>);
+
+/// A feed change with what applying it needs, read before any lock is taken.
+enum Prepared {
+    Add(Vec<Opened>),
+    RemoveSubject(String),
+    RemoveTemplate(String),
+    Reload(Gallery),
+}
+
 impl Core {
     /// Access templates of a tenant (or only `only`) with an active access consent, opened
-    /// with their subjects' data keys and added to `gallery`.
+    /// with their subjects' data keys.
     async fn open_access_templates(
         &self,
         tenant: &str,
         only: Option<&str>,
-        gallery: &mut Gallery,
-    ) -> Result<(), CoreError> {
+    ) -> Result<Vec<Opened>, CoreError> {
         let mut c = self.db.pool().acquire().await?;
         let rows =
             store::templates::live_access(&mut c, tenant, only, self.template_model(), now())
                 .await?;
         drop(c);
         let kek = self.keys.kek(tenant);
+        let mut out = Vec::with_capacity(rows.len());
         for row in rows {
             let ctx = KeyContext {
                 tenant,
@@ -89,48 +117,90 @@ impl Core {
                 template: &row.id,
             };
             let template = key.open_template(ctx, &row.sealed)?;
-            gallery.add(&row.id, &row.subject, &template)?;
+            out.push((row.id, row.subject, template));
         }
-        Ok(())
+        Ok(out)
     }
 
     /// Loads a tenant's whole gallery from the vault. The change sequence is read first, so a
     /// change committed during the load is applied again afterwards (applying is idempotent).
-    pub(crate) async fn load_gallery(&self, tenant: &str) -> Result<Gallery, CoreError> {
+    async fn load_gallery(&self, tenant: &str) -> Result<Gallery, CoreError> {
         let seq = store::gallery::last_seq(&mut *self.db.pool().acquire().await?).await?;
         let mut gallery = Gallery::new(self.engine.models().models().1.dim());
         gallery.seq = seq;
-        self.open_access_templates(tenant, None, &mut gallery)
-            .await?;
+        for (id, subject, t) in self.open_access_templates(tenant, None).await? {
+            gallery.add(&id, &subject, &t)?;
+        }
         Ok(gallery)
     }
 
-    /// Brings a gallery up to date with the changes made since it was loaded, by this node or
-    /// any other on the same database: one indexed query when nothing changed. This is how two
-    /// server processes on one PostgreSQL database stay in step.
-    pub(crate) async fn sync_gallery(
-        &self,
-        tenant: &str,
-        gallery: &mut Gallery,
-    ) -> Result<(), CoreError> {
+    /// The tenant's gallery, brought up to date with every change made since it was loaded, by
+    /// this node or any other on the same database (one indexed query when nothing changed):
+    /// this is how two server processes on one PostgreSQL database stay in step.
+    pub(crate) async fn current_gallery(&self, tenant: &str) -> Result<Shared, CoreError> {
+        let existing = self
+            .galleries
+            .lock()
+            .map_err(|_| CoreError::Internal("gallery map poisoned".into()))?
+            .get(tenant)
+            .cloned();
+        let shared = match existing {
+            Some(g) => g,
+            None => {
+                // Loaded without any lock; when two requests race, the first insert wins and
+                // the other's load is dropped.
+                let loaded = Arc::new(RwLock::new(self.load_gallery(tenant).await?));
+                self.galleries
+                    .lock()
+                    .map_err(|_| CoreError::Internal("gallery map poisoned".into()))?
+                    .entry(tenant.to_string())
+                    .or_insert(loaded)
+                    .clone()
+            }
+        };
+        self.sync_gallery(tenant, &shared).await?;
+        Ok(shared)
+    }
+
+    async fn sync_gallery(&self, tenant: &str, shared: &Shared) -> Result<(), CoreError> {
+        let poisoned = || CoreError::Internal("gallery lock poisoned".into());
+        let seq = shared.read().map_err(|_| poisoned())?.seq;
         let changes =
-            store::gallery::since(&mut *self.db.pool().acquire().await?, tenant, gallery.seq)
-                .await?;
+            store::gallery::since(&mut *self.db.pool().acquire().await?, tenant, seq).await?;
+        if changes.is_empty() {
+            return Ok(());
+        }
+        // All I/O first, with no lock held.
+        let mut prepared = Vec::with_capacity(changes.len());
         for c in changes {
-            match c.op {
+            let p = match c.op {
                 Op::Add => {
                     let only = c.template.as_deref().unwrap_or("-");
-                    self.open_access_templates(tenant, Some(only), gallery)
-                        .await?;
+                    Prepared::Add(self.open_access_templates(tenant, Some(only)).await?)
                 }
-                Op::RemoveSubject => {
-                    if let Some(subject) = &c.subject {
-                        gallery.remove_subject(subject);
+                Op::RemoveSubject => Prepared::RemoveSubject(c.subject.unwrap_or_default()),
+                Op::RemoveTemplate => Prepared::RemoveTemplate(c.template.unwrap_or_default()),
+                Op::Reload => Prepared::Reload(self.load_gallery(tenant).await?),
+            };
+            prepared.push((c.seq, p));
+        }
+        // Then a short write lock: apply in feed order what no other sync applied yet.
+        let mut g = shared.write().map_err(|_| poisoned())?;
+        for (seq, p) in prepared {
+            if seq <= g.seq {
+                continue;
+            }
+            match p {
+                Prepared::Add(opened) => {
+                    for (id, subject, t) in opened {
+                        g.add(&id, &subject, &t)?;
                     }
                 }
-                Op::Reload => *gallery = self.load_gallery(tenant).await?,
+                Prepared::RemoveSubject(subject) => g.remove_subject(&subject),
+                Prepared::RemoveTemplate(template) => g.remove_template(&template),
+                Prepared::Reload(fresh) => *g = fresh,
             }
-            gallery.seq = gallery.seq.max(c.seq);
+            g.seq = g.seq.max(seq);
         }
         Ok(())
     }

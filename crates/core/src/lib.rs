@@ -20,6 +20,9 @@ mod model;
 mod receipt;
 mod store;
 
+pub use crate::actions::access::{
+    FAILURE_WINDOW_SECS, MAX_FAILURES_PER_KEY, MAX_FAILURES_PER_TENANT,
+};
 pub use crate::core::{new_id, Core};
 pub use error::CoreError;
 pub use keyring::Keyring;

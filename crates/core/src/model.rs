@@ -65,9 +65,12 @@ impl Purpose {
     }
 }
 
-/// An authenticated caller: one tenant, one role.
+/// An authenticated caller: one key, of one tenant, with one role.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Principal {
+    /// The key's id (public; not the secret): what rate limits and, later, the audit log
+    /// attribute actions to.
+    pub key: String,
     /// The tenant the key belongs to; every query is confined to it.
     pub tenant: String,
     /// The key's role.

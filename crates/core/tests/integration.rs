@@ -369,6 +369,10 @@ async fn withdrawal_and_retention_delete_templates() {
         assert!(count(db, &expiry).await >= now + 7 * 86_400);
         assert_eq!(core.sweep_expired_at(now + 6 * 86_400).await.unwrap(), 0);
         assert_eq!(core.sweep_expired_at(now + 8 * 86_400).await.unwrap(), 1);
+        // The sweep names the template in its tenant's gallery feed; no gallery reloads.
+        let feed = |op: &str| format!("SELECT COUNT(*) FROM gallery_changes WHERE op = '{op}'");
+        assert_eq!(count(db, &feed("remove_template")).await, 1);
+        assert_eq!(count(db, &feed("reload")).await, 0);
         assert!(
             !core
                 .identify(&admin, photo("obama2.jpg"))
@@ -520,6 +524,51 @@ async fn a_stale_best_match_does_not_deny_a_valid_person() {
             .unwrap();
         let miss = core.identify(&admin, photo("obama.jpg")).await.unwrap();
         assert!(!miss.allow && miss.subject.is_none(), "{miss:?}");
+    }
+    scratch.finish().await;
+}
+
+/// A device key guessing PINs is stopped after MAX_FAILURES_PER_KEY failures in the window,
+/// even for a right guess; another key is not; the lock lifts when the failures age out.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pin_guessing_is_limited_per_key() {
+    use consentry_core::{Credential, MAX_FAILURES_PER_KEY};
+    let (cores, scratch) = cores().await;
+    for (core, db) in &cores {
+        let (_, key) = core.bootstrap_tenant("Guessed gate").await.unwrap();
+        let admin = core.authenticate(&key).await.unwrap();
+        let s = core.create_subject(&admin).await.unwrap();
+        let right = Credential::Pin("482913".into());
+        core.add_credential(&admin, &s, &right).await.unwrap();
+        let device_key = core.create_api_key(&admin, Role::Device).await.unwrap();
+        let guesser = core.authenticate(&device_key).await.unwrap();
+        for i in 0..MAX_FAILURES_PER_KEY {
+            let wrong = Credential::Pin(format!("{:06}", 100_000 + i));
+            let d = core.decide_credential(&guesser, &wrong).await.unwrap();
+            assert!(!d.allow && d.subject.is_none());
+        }
+        // Locked out: even the right PIN is refused, and says nothing about it.
+        assert_eq!(
+            code(core.decide_credential(&guesser, &right).await),
+            ErrorCode::TooManyAttempts
+        );
+        // Another device of the tenant is not.
+        let other_key = core.create_api_key(&admin, Role::Device).await.unwrap();
+        let other = core.authenticate(&other_key).await.unwrap();
+        let d = core.decide_credential(&other, &right).await.unwrap();
+        assert_eq!(d.subject.as_deref(), Some(s.as_str()));
+        // The failures hold no PIN, only the key and the time.
+        assert_eq!(
+            count(db, "SELECT COUNT(*) FROM credential_failures").await,
+            MAX_FAILURES_PER_KEY
+        );
+        // Once they leave the window, the key may try again.
+        sqlx::query("UPDATE credential_failures SET at = at - 901")
+            .execute(db.pool())
+            .await
+            .unwrap();
+        let d = core.decide_credential(&guesser, &right).await.unwrap();
+        assert!(d.allow);
     }
     scratch.finish().await;
 }

@@ -52,18 +52,29 @@ use routes::{consents, credentials, decisions, faces, subjects};
 /// Largest image body accepted.
 pub const MAX_IMAGE_BYTES: usize = 10 << 20;
 
-/// Shared state: the core and the counters behind `/metrics`.
+/// How long a request may take, body upload included, before it is abandoned with
+/// `request_timeout`.
+pub const REQUEST_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// Shared state: the core, the counters behind `/metrics`, the request time limit.
 #[derive(Clone)]
 pub struct AppState {
     core: Arc<Core>,
     metrics: Arc<Metrics>,
+    timeout: std::time::Duration,
 }
 
 /// Builds the router.
 pub fn router(core: Arc<Core>) -> Router {
+    router_with_timeout(core, REQUEST_TIMEOUT)
+}
+
+/// Builds the router with another request time limit.
+pub fn router_with_timeout(core: Arc<Core>, timeout: std::time::Duration) -> Router {
     let state = AppState {
         core,
         metrics: Arc::new(Metrics::default()),
+        timeout,
     };
     Router::new()
         .route(
@@ -113,10 +124,34 @@ pub fn router(core: Arc<Core>) -> Router {
         .with_state(state)
 }
 
-/// Serves until Ctrl-C, sweeping expired templates every hour.
+/// Resolves on Ctrl-C (SIGINT) or SIGTERM, whichever comes first.
+pub async fn shutdown_signal() {
+    let interrupt = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = interrupt => {},
+        () = terminate => {},
+    }
+}
+
+/// Serves until SIGINT or SIGTERM, sweeping expired templates every hour. On the signal it
+/// stops accepting connections, lets the requests in flight finish (each bounded by
+/// [`REQUEST_TIMEOUT`]), then closes the database.
 pub async fn serve(core: Arc<Core>, listener: tokio::net::TcpListener) -> std::io::Result<()> {
     let sweeper = core.clone();
-    tokio::spawn(async move {
+    let sweep = tokio::spawn(async move {
         let mut tick = tokio::time::interval(std::time::Duration::from_secs(3600));
         loop {
             tick.tick().await;
@@ -127,9 +162,14 @@ pub async fn serve(core: Arc<Core>, listener: tokio::net::TcpListener) -> std::i
             }
         }
     });
-    axum::serve(listener, router(core))
+    let served = axum::serve(listener, router(core.clone()))
         .with_graceful_shutdown(async {
-            let _ = tokio::signal::ctrl_c().await;
+            shutdown_signal().await;
+            tracing::info!("shutting down: draining requests in flight");
         })
-        .await
+        .await;
+    sweep.abort();
+    core.close().await;
+    tracing::info!("database closed");
+    served
 }

@@ -4,8 +4,11 @@ use axum::extract::State;
 use axum::http::{header, HeaderMap};
 use axum::response::Response;
 
+use axum::response::IntoResponse;
+use consentry_types::ErrorCode;
+
 use crate::metrics::method_label;
-use crate::AppState;
+use crate::{ApiError, AppState};
 
 /// The request id header: taken from the caller when it is a plain token (so a gateway's id
 /// carries through), generated otherwise, and returned on every response.
@@ -44,7 +47,17 @@ pub(crate) async fn observe(
     let id = request_id(req.headers());
     let span = tracing::info_span!("request", id = %id, method = %method, route = %route);
     let started = std::time::Instant::now();
-    let mut resp = next.run(req).instrument(span.clone()).await;
+    // A request that runs past the limit is dropped, which rolls back any open transaction;
+    // the caller gets `request_timeout`.
+    let mut resp =
+        match tokio::time::timeout(s.timeout, next.run(req).instrument(span.clone())).await {
+            Ok(resp) => resp,
+            Err(_) => ApiError::new(
+                ErrorCode::RequestTimeout,
+                ErrorCode::RequestTimeout.describe(),
+            )
+            .into_response(),
+        };
     let status = resp.status().as_u16();
     span.in_scope(|| {
         tracing::info!(

@@ -342,3 +342,26 @@ async fn axum_rejections_come_back_as_catalogue_errors() {
     );
     scratch.finish().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_request_past_the_time_limit_is_abandoned_with_a_catalogue_code() {
+    let scratch = Scratch::new("server_timeout").await;
+    let db = Db::open(&scratch.sqlite_url("t")).await.unwrap();
+    let (keys, _) = Keyring::load_or_create(&scratch.dir.join("t.key")).unwrap();
+    let core = Arc::new(Core::new(db, engine(), keys).unwrap());
+    let (_, key) = core.bootstrap_tenant("Slow").await.unwrap();
+    // One millisecond: no face pipeline finishes in time.
+    let app = consentry_server::router_with_timeout(core, std::time::Duration::from_millis(1));
+    let (st, body) = call(
+        &app,
+        "POST",
+        "/api/v1/identify",
+        Some(&key),
+        Some("image/jpeg"),
+        photo("obama2.jpg"),
+    )
+    .await;
+    assert_eq!(st, StatusCode::SERVICE_UNAVAILABLE, "{body}");
+    assert_eq!(body["code"], "request_timeout");
+    scratch.finish().await;
+}

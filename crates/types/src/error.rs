@@ -77,6 +77,10 @@ catalogue! {
     AlreadyExists => ("already_exists", Input, 409),
     /// The subject has no active consent for this purpose.
     ConsentRequired => ("consent_required", Input, 403),
+    /// Too many failed card or PIN attempts from this key (or this tenant) lately; wait.
+    TooManyAttempts => ("too_many_attempts", Input, 429),
+    /// The request took longer than the server's limit and was abandoned (nothing was written).
+    RequestTimeout => ("request_timeout", Setup, 503),
     /// The endpoint exists but not with this HTTP method.
     MethodNotAllowed => ("method_not_allowed", Input, 405),
     /// No face was found in the image.

@@ -4,6 +4,17 @@ use crate::core::{new_id, now};
 use crate::store;
 use crate::{Core, CoreError, Credential, Identification, Principal, Role};
 
+/// The window over which failed card/PIN attempts are counted: 15 minutes.
+pub const FAILURE_WINDOW_SECS: i64 = 15 * 60;
+
+/// Failed card/PIN attempts one key may make in the window. A device guessing six-digit PINs
+/// gets at most 960 tries a day: against a tenant of 1,000 people with PINs, an expected 1,000
+/// tries (more than a day) per lucky guess, and every failure is on record.
+pub const MAX_FAILURES_PER_KEY: i64 = 10;
+
+/// Failed card/PIN attempts all of a tenant's keys together may make in the window.
+pub const MAX_FAILURES_PER_TENANT: i64 = 200;
+
 impl Core {
     /// Registers a card or PIN for a subject; each is unique within the tenant.
     pub async fn add_credential(
@@ -28,32 +39,49 @@ impl Core {
     }
 
     /// The access decision from a card or a PIN: the same shape as [`identify`](Self::identify).
+    ///
+    /// Guessing is limited: a key with [`MAX_FAILURES_PER_KEY`] failed attempts in the last
+    /// [`FAILURE_WINDOW_SECS`] is refused with `too_many_attempts` (429) until the oldest of
+    /// them leaves the window, and so is every key of a tenant whose keys together failed
+    /// [`MAX_FAILURES_PER_TENANT`] times (many devices guessing at once). The count is checked
+    /// before the lookup, so a locked-out key learns nothing, not even from a right guess.
     pub async fn decide_credential(
         &self,
         p: &Principal,
         credential: &Credential,
     ) -> Result<Identification, CoreError> {
-        let deny = Identification {
-            allow: false,
-            subject: None,
-        };
-        if credential.validate().is_err() {
-            return Ok(deny);
+        let t = now();
+        let since = t - FAILURE_WINDOW_SECS;
+        let mut c = self.db.pool().acquire().await?;
+        if store::credential_failures::by_key_since(&mut c, &p.tenant, &p.key, since).await?
+            >= MAX_FAILURES_PER_KEY
+            || store::credential_failures::by_tenant_since(&mut c, &p.tenant, since).await?
+                >= MAX_FAILURES_PER_TENANT
+        {
+            return Err(CoreError::TooManyAttempts);
         }
-        let lookup = credential.lookup(&self.keys.credential_key(&p.tenant));
-        let subject = store::credentials::subject_by_lookup(
-            &mut *self.db.pool().acquire().await?,
-            &p.tenant,
-            credential.kind(),
-            &lookup,
-        )
-        .await?;
-        Ok(match subject {
-            Some(s) => Identification {
+        let subject = if credential.validate().is_ok() {
+            let lookup = credential.lookup(&self.keys.credential_key(&p.tenant));
+            store::credentials::subject_by_lookup(&mut c, &p.tenant, credential.kind(), &lookup)
+                .await?
+        } else {
+            None
+        };
+        drop(c);
+        match subject {
+            Some(s) => Ok(Identification {
                 allow: true,
                 subject: Some(s),
-            },
-            None => deny,
-        })
+            }),
+            None => {
+                let mut tx = self.db.begin_write().await?;
+                store::credential_failures::record(&mut tx, &p.tenant, &p.key, t, since).await?;
+                tx.commit().await?;
+                Ok(Identification {
+                    allow: false,
+                    subject: None,
+                })
+            }
+        }
     }
 }

@@ -20,25 +20,19 @@ impl Core {
     ) -> Result<Identification, CoreError> {
         let probe = self.probe(&p.tenant, image).await?;
         let threshold = self.engine.default_threshold();
+        let gallery = self.current_gallery(&p.tenant).await?;
+        // Every template above the threshold among the best few, best first: the best one may
+        // be expired or withdrawn on another node and not yet gone from this index, and must
+        // not hide a live template of the same (or another) person below it.
         let candidates: Vec<(String, String)> = {
-            // One async lock: a gallery is loaded once, and changes are applied in order.
-            let mut galleries = self.galleries.lock().await;
-            let gallery = match galleries.entry(p.tenant.clone()) {
-                std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
-                std::collections::hash_map::Entry::Vacant(e) => {
-                    e.insert(self.load_gallery(&p.tenant).await?)
-                }
-            };
-            self.sync_gallery(&p.tenant, gallery).await?;
-            // Every template above the threshold among the best few, best first: the best one
-            // may be expired or withdrawn on another node and not yet gone from this index, and
-            // must not hide a live template of the same (or another) person below it.
-            gallery
-                .index
+            let g = gallery
+                .read()
+                .map_err(|_| CoreError::Internal("gallery lock poisoned".into()))?;
+            g.index
                 .search(&probe, IDENTIFY_CANDIDATES)
                 .into_iter()
                 .take_while(|hit| hit.score >= threshold)
-                .filter_map(|hit| gallery.by_key.get(&hit.id).cloned())
+                .filter_map(|hit| g.by_key.get(&hit.id).cloned())
                 .collect()
         };
         let deny = Identification {

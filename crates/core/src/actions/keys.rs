@@ -56,6 +56,7 @@ impl Core {
         }
         let role = Role::parse(&row.role).ok_or(CoreError::Unauthorized)?;
         Ok(Principal {
+            key: row.id,
             tenant: row.tenant,
             role,
         })

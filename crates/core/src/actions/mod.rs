@@ -2,7 +2,7 @@
 //! transaction, so a record that must be written with an action (the audit log's) is one call
 //! inside it.
 
-mod access;
+pub(crate) mod access;
 mod consents;
 mod enrolment;
 mod identification;

@@ -1,7 +1,7 @@
 //! Retention: the sweep, and the restart of a template's period on each successful use.
 
 use crate::core::now;
-use crate::store::{self, gallery::Op, gallery::EVERY_TENANT};
+use crate::store::{self, gallery::Op};
 use crate::{Core, CoreError};
 
 /// How stale `last_used_at` may get before a match writes it again (one day).
@@ -9,7 +9,8 @@ const TOUCH_INTERVAL_SECS: i64 = 86_400;
 
 impl Core {
     /// Deletes every template past its expiry (all tenants: a maintenance job, no read path).
-    /// Returns how many were deleted; every node's galleries reload on their next identify.
+    /// Returns how many were deleted. Each deleted access template is named in its tenant's
+    /// gallery feed, so every node drops just those on its next identify (no reloads).
     pub async fn sweep_expired(&self) -> Result<u64, CoreError> {
         self.sweep_expired_at(now()).await
     }
@@ -18,11 +19,12 @@ impl Core {
     pub async fn sweep_expired_at(&self, at: i64) -> Result<u64, CoreError> {
         let mut tx = self.db.begin_write().await?;
         let gone = store::templates::delete_expired(&mut tx, at).await?;
-        if gone > 0 {
-            store::gallery::record(&mut tx, EVERY_TENANT, Op::Reload, None, None).await?;
+        for t in gone.iter().filter(|t| t.purpose == "access") {
+            store::gallery::record(&mut tx, &t.tenant, Op::RemoveTemplate, Some(&t.id), None)
+                .await?;
         }
         tx.commit().await?;
-        Ok(gone)
+        Ok(gone.len() as u64)
     }
 
     /// Records a successful use of a template: its retention period starts again from now (the

@@ -27,6 +27,12 @@ impl Core {
         Ok((tenant, key))
     }
 
+    /// The id of the tenant named `name`, if there is one.
+    pub async fn tenant_id(&self, name: &str) -> Result<Option<String>, CoreError> {
+        let mut c = self.db.pool().acquire().await?;
+        Ok(store::tenants::id_by_name(&mut c, name.trim()).await?)
+    }
+
     /// For the demo and for recovery on the server's own machine: returns a new admin key for
     /// the tenant named `name`, creating the tenant when it does not exist.
     pub async fn admin_key_for(&self, name: &str) -> Result<(String, String), CoreError> {

@@ -12,6 +12,8 @@ pub(crate) enum Op {
     Add,
     /// A subject's access templates are gone.
     RemoveSubject,
+    /// One access template is gone (the retention sweep).
+    RemoveTemplate,
     /// Reload the whole gallery (after a retention sweep).
     Reload,
 }
@@ -21,12 +23,14 @@ impl Op {
         match self {
             Op::Add => "add",
             Op::RemoveSubject => "remove_subject",
+            Op::RemoveTemplate => "remove_template",
             Op::Reload => "reload",
         }
     }
 }
 
-/// The tenant id that addresses every tenant's gallery (the retention sweep's reload).
+/// The tenant id that addresses every tenant's gallery (a reload of every gallery; written
+/// by older versions' sweeps and still honoured).
 pub(crate) const EVERY_TENANT: &str = "*";
 
 /// One change read back.
@@ -85,6 +89,7 @@ pub(crate) async fn since(
         let op = match r.try_get::<String, _>("op")?.as_str() {
             "add" => Op::Add,
             "remove_subject" => Op::RemoveSubject,
+            "remove_template" => Op::RemoveTemplate,
             _ => Op::Reload,
         };
         Ok(Change {

@@ -6,6 +6,7 @@ use super::Conn;
 
 /// A stored key, found by its hash.
 pub(crate) struct KeyRow {
+    pub id: String,
     pub tenant: String,
     pub role: String,
     pub key_hash: Vec<u8>,
@@ -38,7 +39,7 @@ pub(crate) async fn insert(
 /// The key with this hash, of any tenant: authentication is how a request learns its tenant.
 pub(crate) async fn by_hash(c: &mut Conn, hash: &[u8]) -> Result<Option<KeyRow>, sqlx::Error> {
     let Some(row) = sqlx::query(
-        "SELECT tenant_id, role, key_hash, expires_at, revoked_at FROM api_keys WHERE key_hash = $1",
+        "SELECT id, tenant_id, role, key_hash, expires_at, revoked_at FROM api_keys WHERE key_hash = $1",
     )
     .bind(hash.to_vec())
     .fetch_optional(c)
@@ -47,6 +48,7 @@ pub(crate) async fn by_hash(c: &mut Conn, hash: &[u8]) -> Result<Option<KeyRow>,
         return Ok(None);
     };
     Ok(Some(KeyRow {
+        id: row.try_get("id")?,
         tenant: row.try_get("tenant_id")?,
         role: row.try_get("role")?,
         key_hash: row.try_get("key_hash")?,

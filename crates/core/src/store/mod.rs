@@ -8,6 +8,7 @@
 //! plain read), so an action decides what one transaction holds.
 
 pub(crate) mod consents;
+pub(crate) mod credential_failures;
 pub(crate) mod credentials;
 pub(crate) mod data_keys;
 pub(crate) mod gallery;

@@ -81,14 +81,29 @@ pub(crate) async fn delete_for_purpose(
     Ok(())
 }
 
+/// A template the sweep deleted.
+pub(crate) struct Expired {
+    pub tenant: String,
+    pub id: String,
+    pub purpose: String,
+}
+
 /// Deletes every template of every tenant whose retention ended at or before `at` (the
-/// retention sweep, a maintenance job with no read path); returns how many.
-pub(crate) async fn delete_expired(c: &mut Conn, at: i64) -> Result<u64, sqlx::Error> {
-    Ok(sqlx::query("DELETE FROM templates WHERE expires_at <= $1")
+/// retention sweep, a maintenance job with no read path) and says which.
+pub(crate) async fn delete_expired(c: &mut Conn, at: i64) -> Result<Vec<Expired>, sqlx::Error> {
+    sqlx::query("DELETE FROM templates WHERE expires_at <= $1 RETURNING tenant_id, id, purpose")
         .bind(at)
-        .execute(c)
+        .fetch_all(c)
         .await?
-        .rows_affected())
+        .into_iter()
+        .map(|r| {
+            Ok(Expired {
+                tenant: r.try_get("tenant_id")?,
+                id: r.try_get("id")?,
+                purpose: r.try_get("purpose")?,
+            })
+        })
+        .collect()
 }
 
 /// A live access template with its subject's wrapped data key, ready to open.
