@@ -82,7 +82,9 @@ fn runtime() -> Result<tokio::runtime::Runtime, Failure> {
 
 async fn open(store: &StoreArgs, engine: &EngineArgs) -> Result<Core, Failure> {
     let db = Db::open(&store.db).await.map_err(fail)?;
-    let keys = match std::env::var("CONSENTRY_ROOT_KEY") {
+    // The variable's value is the root key: our copy is wiped after use (the process's
+    // environment block keeps its own until exit; prefer the key file, mode 0600).
+    let keys = match std::env::var("CONSENTRY_ROOT_KEY").map(Zeroizing::new) {
         Ok(hex) => Keyring::from_hex(&hex).map_err(fail)?,
         Err(_) => {
             let path = store.key_file.clone().unwrap_or_else(|| {

@@ -189,8 +189,13 @@ impl Core {
     }
 
     /// The primary face of a probe image, embedded (off the async threads) and transformed with
-    /// the tenant's secret, ready to compare with its templates.
-    pub(crate) async fn probe(&self, tenant: &str, image: Vec<u8>) -> Result<Vec<f32>, CoreError> {
+    /// the tenant's secret, ready to compare with its templates. Both the raw embedding and the
+    /// transformed probe are wiped from memory when dropped.
+    pub(crate) async fn probe(
+        &self,
+        tenant: &str,
+        image: Vec<u8>,
+    ) -> Result<zeroize::Zeroizing<Vec<f32>>, CoreError> {
         let embedding = self
             .on_engine(move |engine| {
                 let img = engine.decode(&image)?;

@@ -26,6 +26,9 @@ pub enum CoreError {
     /// Too many failed card/PIN attempts by this key (or this tenant) in the current window.
     #[error("too many failed attempts; try again later")]
     TooManyAttempts,
+    /// Reading a record needs a stated purpose.
+    #[error("state the purpose of this read in X-Consentry-Purpose")]
+    PurposeRequired,
     /// Bad arguments.
     #[error("{0}")]
     Invalid(String),
@@ -59,6 +62,7 @@ impl HasErrorCode for CoreError {
             CoreError::ConsentRequired => ErrorCode::ConsentRequired,
             CoreError::AlreadyExists(_) => ErrorCode::AlreadyExists,
             CoreError::Invalid(_) => ErrorCode::InvalidRequest,
+            CoreError::PurposeRequired => ErrorCode::PurposeRequired,
             CoreError::TooManyAttempts => ErrorCode::TooManyAttempts,
             CoreError::Face(e) => e.code(),
             CoreError::Vault(e) => e.code(),

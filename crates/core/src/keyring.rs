@@ -28,14 +28,15 @@ impl Keyring {
     /// From 64 hex digits (e.g. `CONSENTRY_ROOT_KEY`).
     pub fn from_hex(text: &str) -> Result<Keyring, CoreError> {
         Ok(Keyring {
-            root: Zeroizing::new(key_from_hex(text)?),
+            root: key_from_hex(text)?,
         })
     }
 
     /// Reads the key file, or creates it (mode 0600) with a new random key when missing.
     /// Returns whether it was created, so the caller can warn that it must be backed up.
     pub fn load_or_create(path: &Path) -> Result<(Keyring, bool), CoreError> {
-        match std::fs::read_to_string(path) {
+        // The file's text is the root key in hex: kept in a zeroizing buffer, wiped after use.
+        match std::fs::read_to_string(path).map(Zeroizing::new) {
             Ok(text) => Ok((Keyring::from_hex(&text)?, false)),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
                 let root = Zeroizing::new(random_key());
@@ -82,5 +83,10 @@ impl Keyring {
     /// The tenant's consent-receipt signing key.
     pub fn receipt_key(&self, tenant: &str) -> SigningKey {
         SigningKey::from_bytes(&self.derive(tenant, "consent-receipt"))
+    }
+
+    /// The tenant's audit-checkpoint signing key.
+    pub fn audit_key(&self, tenant: &str) -> SigningKey {
+        SigningKey::from_bytes(&self.derive(tenant, "audit-checkpoint"))
     }
 }

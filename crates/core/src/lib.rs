@@ -1,5 +1,5 @@
 //! Consentry's domain core: every action is one function here, and every write is one database
-//! transaction (the audit record will be appended inside the same transaction). Handlers and the
+//! transaction, and the audit record of an action is appended inside that transaction. Handlers and the
 //! CLI only translate to and from these calls.
 //!
 //! - [`Keyring`]: the root secret (a key file beside the database, never in it) from which each
@@ -8,10 +8,13 @@
 //!   (tenants, keys, subjects, consents, enrolment, verification, identification, access,
 //!   retention); all of their SQL is in `store/`, which puts the tenant into every query.
 //! - `gallery`: each tenant's in-memory 1:N index, kept in step with every node.
+//! - `audit`: the record each action appends in its own transaction (one Merkle log per
+//!   tenant, `consentry-audit`), checkpoints, proofs and the person's view of their accesses.
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
 mod actions;
+mod audit;
 mod core;
 mod error;
 mod gallery;
@@ -23,10 +26,12 @@ mod store;
 pub use crate::actions::access::{
     FAILURE_WINDOW_SECS, MAX_FAILURES_PER_KEY, MAX_FAILURES_PER_TENANT,
 };
+pub use crate::audit::{origin as audit_origin, Access, MAX_ENTRIES_PER_READ};
 pub use crate::core::{new_id, Core};
 pub use error::CoreError;
 pub use keyring::Keyring;
 pub use model::{
     ConsentView, Credential, Decision, Identification, Principal, Purpose, Role, SubjectView,
+    MAX_PURPOSE_CHARS,
 };
 pub use receipt::ConsentReceipt;

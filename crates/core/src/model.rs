@@ -13,6 +13,8 @@ pub enum Role {
     Operator,
     /// A gate or kiosk: verify and identify only.
     Device,
+    /// Reads the audit log, nothing else.
+    Auditor,
 }
 
 impl Role {
@@ -22,6 +24,7 @@ impl Role {
             Role::Admin => "admin",
             Role::Operator => "operator",
             Role::Device => "device",
+            Role::Auditor => "auditor",
         }
     }
 
@@ -30,6 +33,7 @@ impl Role {
             "admin" => Some(Role::Admin),
             "operator" => Some(Role::Operator),
             "device" => Some(Role::Device),
+            "auditor" => Some(Role::Auditor),
             _ => None,
         }
     }
@@ -65,19 +69,54 @@ impl Purpose {
     }
 }
 
-/// An authenticated caller: one key, of one tenant, with one role.
+/// An authenticated caller of one request: one key, of one tenant, with one role, and what the
+/// request says about itself for the audit log.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Principal {
-    /// The key's id (public; not the secret): what rate limits and, later, the audit log
-    /// attribute actions to.
+    /// The key's id (public; not the secret): what rate limits and the audit log attribute
+    /// actions to.
     pub key: String,
     /// The tenant the key belongs to; every query is confined to it.
     pub tenant: String,
     /// The key's role.
     pub role: Role,
+    /// The request's id, recorded with every audit entry it causes.
+    pub request_id: String,
+    /// The purpose the caller stated for this request (`X-Consentry-Purpose`), if any.
+    pub purpose: Option<String>,
 }
 
+/// The longest stated purpose kept.
+pub const MAX_PURPOSE_CHARS: usize = 200;
+
 impl Principal {
+    /// States the request's purpose: 1 to [`MAX_PURPOSE_CHARS`] characters, no control
+    /// characters (it is shown to the person whose record was read).
+    pub fn with_purpose(mut self, purpose: Option<&str>) -> Result<Principal, CoreError> {
+        self.purpose = match purpose.map(str::trim) {
+            None => None,
+            Some(text)
+                if !text.is_empty()
+                    && text.chars().count() <= MAX_PURPOSE_CHARS
+                    && !text.chars().any(char::is_control) =>
+            {
+                Some(text.to_string())
+            }
+            Some(_) => {
+                return Err(CoreError::Invalid(format!(
+                    "a stated purpose is 1 to {MAX_PURPOSE_CHARS} characters without control characters"
+                )))
+            }
+        };
+        Ok(self)
+    }
+
+    /// Sets the request id the audit entries carry.
+    pub fn with_request_id(mut self, id: &str) -> Principal {
+        self.request_id = id.to_string();
+        self
+    }
+
     pub(crate) fn require(&self, allowed: &[Role]) -> Result<(), CoreError> {
         if allowed.contains(&self.role) {
             Ok(())

@@ -60,19 +60,26 @@ impl ConsentReceipt {
         out
     }
 
+    /// The stored form: the whole receipt, signature included, as JSON.
+    pub(crate) fn to_stored(&self) -> Vec<u8> {
+        serde_json::to_vec(self).unwrap_or_default()
+    }
+
     pub(crate) fn sign(mut self, key: &SigningKey) -> Self {
         self.public_key = hex(key.verifying_key().as_bytes());
         self.signature = hex(&key.sign(&self.canonical()).to_bytes());
         self
     }
 
-    /// Checks the signature against the public key in the receipt (and, when given, against
-    /// the key the verifier expects for the tenant).
-    pub fn verify(&self, expected_key: Option<&str>) -> bool {
-        if expected_key.is_some_and(|k| !k.eq_ignore_ascii_case(&self.public_key)) {
+    /// Checks the signature against `tenant_key`, the tenant's published receipt key (hex; from
+    /// `GET /api/v1/tenant/public-keys`, or saved by the person when they consented). The key
+    /// the receipt itself names is only a hint: anyone can sign a receipt with a key of their
+    /// own and name it, so a receipt naming another key fails.
+    pub fn verify(&self, tenant_key: &str) -> bool {
+        if !tenant_key.eq_ignore_ascii_case(&self.public_key) {
             return false;
         }
-        let key = unhex(&self.public_key).and_then(|b| <[u8; 32]>::try_from(b).ok());
+        let key = unhex(tenant_key).and_then(|b| <[u8; 32]>::try_from(b).ok());
         let sig = unhex(&self.signature).and_then(|b| <[u8; 64]>::try_from(b).ok());
         match (key.and_then(|k| VerifyingKey::from_bytes(&k).ok()), sig) {
             (Some(k), Some(s)) => k

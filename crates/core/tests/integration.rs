@@ -74,10 +74,24 @@ async fn enrol_verify_delete_on_both_backends() {
             .grant_consent(&admin, &obama, Purpose::Verification, 365)
             .await
             .unwrap();
-        assert!(receipt.verify(Some(&receipt.public_key)));
+        let tenant_key = core.receipt_public_key(&admin);
+        assert!(receipt.verify(&tenant_key));
         let mut forged = receipt.clone();
         forged.retention_days = 3000;
-        assert!(!forged.verify(None));
+        assert!(!forged.verify(&tenant_key));
+        // A receipt signed by someone else's key, naming that key, fails against the tenant's.
+        let mut other = receipt.clone();
+        other.public_key = "00".repeat(32);
+        assert!(!other.verify(&tenant_key));
+        // The stored receipt is the whole receipt, signature included.
+        let stored: Vec<u8> = sqlx::query_scalar("SELECT receipt FROM consents WHERE id = $1")
+            .bind(&receipt.consent_id)
+            .fetch_one(db.pool())
+            .await
+            .unwrap();
+        let stored: consentry_core::ConsentReceipt = serde_json::from_slice(&stored).unwrap();
+        assert_eq!(stored, receipt);
+        assert!(stored.verify(&tenant_key));
         core.grant_consent(&admin, &biden, Purpose::Verification, 30)
             .await
             .unwrap();

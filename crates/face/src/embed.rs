@@ -59,10 +59,16 @@ impl RecogniserModel {
     }
 }
 
-/// A unit-length face embedding.
+/// A unit-length face embedding: biometric data, wiped from memory when dropped.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(transparent)]
 pub struct Embedding(pub Vec<f32>);
+
+impl Drop for Embedding {
+    fn drop(&mut self) {
+        zeroize::Zeroize::zeroize(&mut self.0);
+    }
+}
 
 impl Embedding {
     /// Cosine similarity (a dot product: both are unit length). 0 for mismatched lengths.

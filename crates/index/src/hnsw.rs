@@ -866,6 +866,20 @@ impl HnswIndex {
         if n > 0 && header[4] as usize >= n {
             return Err(invalid("entry point names no node"));
         }
+        // A link on level L must reach a node that has level L (a search walks it there), and
+        // the entry point must be on the top level: refused here rather than failing in a
+        // search later.
+        for lists in &index.upper {
+            for (i, list) in lists.iter().enumerate() {
+                if list.iter().any(|&l| index.upper[l as usize].len() < i + 1) {
+                    return Err(invalid("a link names a node without that level"));
+                }
+            }
+        }
+        let top = index.upper.iter().map(Vec::len).max().unwrap_or(0);
+        if n > 0 && index.upper[header[4] as usize].len() != top {
+            return Err(invalid("the entry point is not on the top level"));
+        }
         index.entry = (n > 0).then_some(header[4]);
         index.set_rows(ids, data);
         if index.slots.len() != n {

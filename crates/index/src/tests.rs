@@ -221,6 +221,45 @@ fn graph_files_round_trip_and_foreign_ones_are_refused() {
     let mut bad_magic = file.clone();
     bad_magic[0] ^= 1;
     assert!(HnswIndex::read_graph(D, params, &ids, &gallery, &mut bad_magic.as_slice()).is_err());
+    // A link on level 1 to a node that has only level 0, or an entry point below the top
+    // level: refused on reading (they used to panic in a later search).
+    let word = |w: u32| w.to_le_bytes();
+    let graph = |node1_levels: u32, entry: u32, level1_link: bool| {
+        let mut f = b"CSHNSW02".to_vec();
+        for w in [D as u32, 16, 32, 2, entry] {
+            f.extend(word(w));
+        }
+        // node 0: levels 1; level 0 -> [1]; level 1 -> [1] or []
+        for w in [1, 1, 1] {
+            f.extend(word(w));
+        }
+        if level1_link {
+            f.extend(word(1));
+            f.extend(word(1));
+        } else {
+            f.extend(word(0));
+        }
+        // node 1: level 0 -> [0], and level 1 -> [0] when it has it
+        f.extend(word(node1_levels));
+        for _ in 0..=node1_levels {
+            f.extend(word(1));
+            f.extend(word(0));
+        }
+        f
+    };
+    let two = &gallery[..2 * D];
+    let two_ids = [7u64, 8];
+    assert!(
+        HnswIndex::read_graph(D, params, &two_ids, two, &mut graph(1, 0, true).as_slice()).is_ok()
+    );
+    let missing_level =
+        HnswIndex::read_graph(D, params, &two_ids, two, &mut graph(0, 0, true).as_slice());
+    assert!(missing_level.is_err());
+    let low_entry =
+        HnswIndex::read_graph(D, params, &two_ids, two, &mut graph(0, 1, false).as_slice());
+    assert!(low_entry.is_err());
+    let fine = HnswIndex::read_graph(D, params, &two_ids, two, &mut graph(0, 0, false).as_slice());
+    assert!(fine.is_ok());
     // A graph with removed nodes is not written (its file would keep them as waypoints).
     let mut removed = read;
     assert!(removed.remove(100));

@@ -8,9 +8,15 @@ use axum::Json;
 use consentry_core::Principal;
 use consentry_types::ErrorCode;
 
+use crate::observe::RequestId;
 use crate::{ApiError, AppState, MAX_IMAGE_BYTES};
 
-/// The authenticated caller, from `Authorization: Bearer KEY`.
+/// The header in which a caller states why it reads a record (recorded in the audit log and
+/// shown to the person).
+pub const PURPOSE_HEADER: &str = "x-consentry-purpose";
+
+/// The authenticated caller, from `Authorization: Bearer KEY`, with the request's id and the
+/// purpose it stated (`X-Consentry-Purpose`).
 pub struct Auth(pub Principal);
 
 impl FromRequestParts<AppState> for Auth {
@@ -28,7 +34,25 @@ impl FromRequestParts<AppState> for Auth {
             .ok_or_else(|| {
                 ApiError::new(ErrorCode::Unauthorized, "missing Authorization: Bearer KEY")
             })?;
-        Ok(Auth(state.core.authenticate(key.trim()).await?))
+        let principal = state.core.authenticate(key.trim()).await?;
+        let request_id = parts
+            .extensions
+            .get::<RequestId>()
+            .map_or_else(consentry_core::new_id, |r| r.0.clone());
+        let purpose = match parts.headers.get(PURPOSE_HEADER) {
+            None => None,
+            Some(v) => Some(v.to_str().map_err(|_| {
+                ApiError::new(
+                    ErrorCode::InvalidRequest,
+                    "X-Consentry-Purpose must be printable text",
+                )
+            })?),
+        };
+        Ok(Auth(
+            principal
+                .with_request_id(&request_id)
+                .with_purpose(purpose)?,
+        ))
     }
 }
 

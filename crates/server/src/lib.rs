@@ -16,11 +16,19 @@
 //! - `DELETE /api/v1/subjects/{id}/consents/{cid}`: withdraws; the last consent for a purpose
 //!   takes that purpose's templates with it
 //! - `POST /api/v1/subjects/{id}/faces?purpose=…` (image) → `{"template_id"}`
-//! - `POST /api/v1/verify?subject={id}` (image) → `{"decision": "allow"|"deny", "score"}`
+//! - `POST /api/v1/verify?subject={id}` (image) → `{"decision": "allow"|"deny"}`
 //! - `POST /api/v1/identify` (image) → `{"decision": "allow"|"deny", "subject": id|null}`
 //! - `POST /api/v1/subjects/{id}/credentials` `{"card"}` or `{"pin"}` → `{"id"}`
 //! - `POST /api/v1/access/decide`: a face (image body), `{"card"}` or `{"pin"}` →
 //!   `{"decision", "subject"}`, the same shape for each
+//! - `GET /api/v1/subjects/{id}/accesses`: who acted on the record, when, for which stated
+//!   purpose (from the audit log)
+//! - `GET /api/v1/tenant/public-keys`: the audit-checkpoint verifier key and the receipt key
+//! - `GET /api/v1/audit/checkpoint` (signed note), `/audit/entries?start&end`,
+//!   `/audit/proof/inclusion?index&tree_size`, `/audit/proof/consistency?first&second`
+//!   (admins and auditors)
+//! - A request may state its purpose in `X-Consentry-Purpose`; reading a subject record as an
+//!   operator requires it (`purpose_required`)
 //! - `GET /openapi.json` (generated with utoipa from the handlers); `GET /healthz`; `GET /metrics` (Prometheus text: requests by route template and status,
 //!   decisions by kind; no ids)
 #![forbid(unsafe_code)]
@@ -47,7 +55,7 @@ pub use metrics::Metrics;
 pub use observe::REQUEST_ID;
 pub use openapi::ApiDoc;
 
-use routes::{consents, credentials, decisions, faces, subjects};
+use routes::{audit, consents, credentials, decisions, faces, subjects};
 
 /// Largest image body accepted.
 pub const MAX_IMAGE_BYTES: usize = 10 << 20;
@@ -107,6 +115,12 @@ pub fn router_with_timeout(core: Arc<Core>, timeout: std::time::Duration) -> Rou
             post(credentials::add_credential),
         )
         .route("/api/v1/access/decide", post(decisions::decide_access))
+        .route("/api/v1/subjects/{id}/accesses", get(audit::accesses))
+        .route("/api/v1/tenant/public-keys", get(audit::public_keys))
+        .route("/api/v1/audit/checkpoint", get(audit::checkpoint))
+        .route("/api/v1/audit/entries", get(audit::entries))
+        .route("/api/v1/audit/proof/inclusion", get(audit::inclusion))
+        .route("/api/v1/audit/proof/consistency", get(audit::consistency))
         .fallback(|| async { ApiError::new(ErrorCode::NotFound, "no such endpoint") })
         .method_not_allowed_fallback(|| async {
             ApiError::new(

@@ -14,6 +14,10 @@ use crate::{ApiError, AppState};
 /// carries through), generated otherwise, and returned on every response.
 pub const REQUEST_ID: &str = "x-request-id";
 
+/// The request's id, for the handlers (the audit log records it).
+#[derive(Clone, Debug)]
+pub(crate) struct RequestId(pub String);
+
 fn request_id(headers: &HeaderMap) -> String {
     let given = headers.get(REQUEST_ID).and_then(|v| v.to_str().ok());
     match given {
@@ -45,6 +49,8 @@ pub(crate) async fn observe(
         .get::<axum::extract::MatchedPath>()
         .map_or_else(|| "unmatched".to_string(), |m| m.as_str().to_string());
     let id = request_id(req.headers());
+    let mut req = req;
+    req.extensions_mut().insert(RequestId(id.clone()));
     let span = tracing::info_span!("request", id = %id, method = %method, route = %route);
     let started = std::time::Instant::now();
     // A request that runs past the limit is dropped, which rolls back any open transaction;

@@ -1,6 +1,6 @@
 //! `GET /openapi.json`: generated from the handlers' annotations.
 
-use crate::routes::{consents, credentials, decisions, faces, subjects};
+use crate::routes::{audit, consents, credentials, decisions, faces, subjects};
 use crate::ErrorResponse;
 
 /// The OpenAPI document.
@@ -10,7 +10,8 @@ use crate::ErrorResponse;
     paths(subjects::create_subject, subjects::delete_subject, subjects::show_subject,
         consents::grant_consent, consents::withdraw_consent, faces::enrol_face,
         decisions::verify_face, decisions::identify_face, credentials::add_credential,
-        decisions::decide_access),
+        decisions::decide_access, audit::public_keys, audit::checkpoint, audit::entries,
+        audit::inclusion, audit::consistency, audit::accesses),
     components(schemas(ErrorResponse, consents::ConsentRequest, credentials::CredentialRequest)),
     modifiers(&BearerAuth)
 )]

@@ -81,6 +81,9 @@ catalogue! {
     TooManyAttempts => ("too_many_attempts", Input, 429),
     /// The request took longer than the server's limit and was abandoned (nothing was written).
     RequestTimeout => ("request_timeout", Setup, 503),
+    /// Reading a person's record needs a stated purpose (`X-Consentry-Purpose`), recorded in
+    /// the audit log and shown to the person.
+    PurposeRequired => ("purpose_required", Input, 400),
     /// The endpoint exists but not with this HTTP method.
     MethodNotAllowed => ("method_not_allowed", Input, 405),
     /// No face was found in the image.

@@ -58,22 +58,27 @@ fn open(key: &[u8; 32], aad: &[u8], sealed: &[u8]) -> Result<Zeroizing<Vec<u8>>,
         .map_err(|_| VaultError::Unopenable)
 }
 
-fn parse_hex(text: &str) -> Result<[u8; 32], VaultError> {
+/// Parses 64 hex digits, with no copy of the secret outside a zeroizing buffer.
+fn parse_hex(text: &str) -> Result<Zeroizing<[u8; 32]>, VaultError> {
     let text = text.trim();
     if text.len() != 64 || !text.is_ascii() {
         return Err(VaultError::KeyFormat);
     }
-    let mut out = [0u8; 32];
+    let mut out = Zeroizing::new([0u8; 32]);
     for (i, o) in out.iter_mut().enumerate() {
         *o = u8::from_str_radix(&text[2 * i..2 * i + 2], 16).map_err(|_| VaultError::KeyFormat)?;
     }
     Ok(out)
 }
 
+/// Hex into a buffer allocated once at its final size (no reallocation leaves a copy behind)
+/// and written digit by digit (no temporary strings holding the secret).
 fn to_hex(bytes: &[u8]) -> Zeroizing<String> {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
     let mut s = Zeroizing::new(String::with_capacity(bytes.len() * 2));
     for b in bytes {
-        s.push_str(&format!("{b:02x}"));
+        s.push(char::from(DIGITS[usize::from(b >> 4)]));
+        s.push(char::from(DIGITS[usize::from(b & 15)]));
     }
     s
 }
@@ -120,7 +125,7 @@ impl Kek {
 
     /// From 64 hex digits (a key file's content or an environment variable).
     pub fn from_hex(text: &str) -> Result<Kek, VaultError> {
-        parse_hex(text).map(Kek)
+        parse_hex(text).map(|k| Kek(*k))
     }
 
     /// The key as 64 hex digits, for writing a key file once.
@@ -237,8 +242,8 @@ impl std::fmt::Debug for DataKey {
     }
 }
 
-/// Parses 64 hex digits into 32 bytes (for key files).
-pub fn key_from_hex(text: &str) -> Result<[u8; 32], VaultError> {
+/// Parses 64 hex digits into 32 bytes (for key files), zeroized on drop.
+pub fn key_from_hex(text: &str) -> Result<Zeroizing<[u8; 32]>, VaultError> {
     parse_hex(text)
 }
 
@@ -252,7 +257,7 @@ pub fn random_key() -> [u8; 32] {
     random32()
 }
 
-pub(crate) fn secret_from_hex(text: &str) -> Result<[u8; 32], VaultError> {
+pub(crate) fn secret_from_hex(text: &str) -> Result<Zeroizing<[u8; 32]>, VaultError> {
     parse_hex(text)
 }
 

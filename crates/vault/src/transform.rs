@@ -26,7 +26,7 @@ impl TransformSecret {
 
     /// From 64 hex digits.
     pub fn from_hex(text: &str) -> Result<Self, VaultError> {
-        secret_from_hex(text).map(TransformSecret)
+        secret_from_hex(text).map(|k| TransformSecret(*k))
     }
 
     /// As 64 hex digits.
@@ -107,23 +107,24 @@ impl TemplateTransform {
     }
 
     /// `Q · t`.
-    pub fn apply(&self, t: &[f32]) -> Result<Vec<f32>, VaultError> {
+    pub fn apply(&self, t: &[f32]) -> Result<Zeroizing<Vec<f32>>, VaultError> {
         if t.len() != self.dim {
             return Err(VaultError::Dimension {
                 got: t.len(),
                 want: self.dim,
             });
         }
-        Ok(self
-            .q
-            .chunks_exact(self.dim)
-            .map(|row| {
-                row.iter()
-                    .zip(t)
-                    .map(|(a, b)| f64::from(*a) * f64::from(*b))
-                    .sum::<f64>() as f32
-            })
-            .collect())
+        Ok(Zeroizing::new(
+            self.q
+                .chunks_exact(self.dim)
+                .map(|row| {
+                    row.iter()
+                        .zip(t)
+                        .map(|(a, b)| f64::from(*a) * f64::from(*b))
+                        .sum::<f64>() as f32
+                })
+                .collect(),
+        ))
     }
 
     /// `Qᵀ · t`: undoes [`apply`](Self::apply), for re-keying to a new secret.

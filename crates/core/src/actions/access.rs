@@ -1,5 +1,6 @@
 //! Cards and PINs: equal to the face in the access decision.
 
+use crate::audit::{self, Record};
 use crate::core::{new_id, now};
 use crate::store;
 use crate::{Core, CoreError, Credential, Identification, Principal, Role};
@@ -34,6 +35,9 @@ impl Core {
         }
         let kind = credential.kind();
         store::credentials::insert(&mut tx, &p.tenant, &id, subject, kind, &lookup, now()).await?;
+        let r = Record::ok("credential.add", Some(subject))
+            .detail(format!("credential={id} kind={kind}"));
+        audit::record(&mut tx, p, r).await?;
         tx.commit().await?;
         Ok(id)
     }
@@ -50,6 +54,7 @@ impl Core {
         p: &Principal,
         credential: &Credential,
     ) -> Result<Identification, CoreError> {
+        p.require(&[Role::Admin, Role::Operator, Role::Device])?;
         let t = now();
         let since = t - FAILURE_WINDOW_SECS;
         let mut c = self.db.pool().acquire().await?;
@@ -68,20 +73,21 @@ impl Core {
             None
         };
         drop(c);
-        match subject {
-            Some(s) => Ok(Identification {
-                allow: true,
-                subject: Some(s),
-            }),
-            None => {
-                let mut tx = self.db.begin_write().await?;
-                store::credential_failures::record(&mut tx, &p.tenant, &p.key, t, since).await?;
-                tx.commit().await?;
-                Ok(Identification {
-                    allow: false,
-                    subject: None,
-                })
-            }
+        let mut tx = self.db.begin_write().await?;
+        if subject.is_none() {
+            store::credential_failures::record(&mut tx, &p.tenant, &p.key, t, since).await?;
         }
+        let r = Record {
+            action: "access.decide",
+            target: subject.as_deref(),
+            outcome: if subject.is_some() { "allow" } else { "deny" },
+            detail: Some(format!("by={}", credential.kind())),
+        };
+        audit::record(&mut tx, p, r).await?;
+        tx.commit().await?;
+        Ok(Identification {
+            allow: subject.is_some(),
+            subject,
+        })
     }
 }

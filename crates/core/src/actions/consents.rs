@@ -1,10 +1,22 @@
 //! Consents: grant (with a signed receipt) and withdraw.
 
+use crate::audit::{self, Record};
 use crate::core::{new_id, now, MAX_RETENTION_DAYS};
 use crate::store::{self, consents::NewConsent, gallery::Op};
 use crate::{ConsentReceipt, Core, CoreError, Principal, Purpose, Role};
 
 impl Core {
+    /// The caller's tenant's receipt key (hex): what a receipt is verified against.
+    pub fn receipt_public_key(&self, p: &Principal) -> String {
+        self.keys
+            .receipt_key(&p.tenant)
+            .verifying_key()
+            .as_bytes()
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect()
+    }
+
     /// Records consent for a purpose and returns the signed receipt.
     pub async fn grant_consent(
         &self,
@@ -38,9 +50,15 @@ impl Core {
             purpose: purpose.as_str(),
             retention_days,
             granted_at: receipt.granted_at,
-            receipt: receipt.canonical(),
+            receipt: receipt.to_stored(),
         };
         store::consents::insert(&mut tx, &p.tenant, consent).await?;
+        let r = Record::ok("consent.grant", Some(subject)).detail(format!(
+            "consent={} purpose={} retention_days={retention_days}",
+            receipt.consent_id,
+            purpose.as_str()
+        ));
+        audit::record(&mut tx, p, r).await?;
         tx.commit().await?;
         Ok(receipt)
     }
@@ -76,6 +94,12 @@ impl Core {
                     .await?;
             }
         }
+        let r = Record::ok("consent.withdraw", Some(subject)).detail(format!(
+            "consent={consent} purpose={} templates_deleted={}",
+            purpose.as_str(),
+            !still
+        ));
+        audit::record(&mut tx, p, r).await?;
         tx.commit().await?;
         Ok(())
     }

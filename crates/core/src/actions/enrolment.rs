@@ -2,6 +2,7 @@
 
 use consentry_vault::TemplateContext;
 
+use crate::audit::{self, Record};
 use crate::core::{new_id, now, MAX_RETENTION_DAYS};
 use crate::store::{self, gallery::Op, templates::NewTemplate};
 use crate::{Core, CoreError, Principal, Purpose, Role};
@@ -63,6 +64,9 @@ impl Core {
             store::gallery::record(&mut tx, &p.tenant, Op::Add, Some(&template), Some(subject))
                 .await?;
         }
+        let r = Record::ok("enrol", Some(subject))
+            .detail(format!("purpose={} template={template}", purpose.as_str()));
+        audit::record(&mut tx, p, r).await?;
         tx.commit().await?;
         Ok(template)
     }

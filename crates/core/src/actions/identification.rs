@@ -2,9 +2,10 @@
 
 use consentry_index::Index;
 
+use crate::audit::{self, Record};
 use crate::core::now;
 use crate::store;
-use crate::{Core, CoreError, Identification, Principal};
+use crate::{Core, CoreError, Identification, Principal, Role};
 
 /// How many of the nearest templates identification checks against the database, best first.
 const IDENTIFY_CANDIDATES: usize = 8;
@@ -18,6 +19,7 @@ impl Core {
         p: &Principal,
         image: Vec<u8>,
     ) -> Result<Identification, CoreError> {
+        p.require(&[Role::Admin, Role::Operator, Role::Device])?;
         let probe = self.probe(&p.tenant, image).await?;
         let threshold = self.engine.default_threshold();
         let gallery = self.current_gallery(&p.tenant).await?;
@@ -35,25 +37,42 @@ impl Core {
                 .filter_map(|hit| g.by_key.get(&hit.id).cloned())
                 .collect()
         };
-        let deny = Identification {
-            allow: false,
-            subject: None,
-        };
         // The database has the last word: a template deleted, expired or without consent (on
         // this node or another) never grants access, whatever the in-memory index holds.
         let mut c = self.db.pool().acquire().await?;
+        let mut found = None;
         for (template, subject) in candidates {
             let live =
                 store::templates::access_last_used(&mut c, &p.tenant, &template, now()).await?;
             if let Some(last_used) = live {
-                drop(c);
-                self.touch_template(&p.tenant, &template, last_used).await?;
-                return Ok(Identification {
-                    allow: true,
-                    subject: Some(subject),
-                });
+                found = Some((template, subject, last_used));
+                break;
             }
         }
-        Ok(deny)
+        drop(c);
+        // The decision is recorded: the subject, or "no_match" with no target and nothing else
+        // about the face.
+        let mut tx = self.db.begin_write().await?;
+        if let Some((template, _, last_used)) = &found {
+            self.touch_template(&mut tx, &p.tenant, template, *last_used)
+                .await?;
+        }
+        let subject = found.map(|(_, s, _)| s);
+        let r = Record {
+            action: "identify",
+            target: subject.as_deref(),
+            outcome: if subject.is_some() {
+                "allow"
+            } else {
+                "no_match"
+            },
+            detail: None,
+        };
+        audit::record(&mut tx, p, r).await?;
+        tx.commit().await?;
+        Ok(Identification {
+            allow: subject.is_some(),
+            subject,
+        })
     }
 }

@@ -3,6 +3,7 @@
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
+use crate::audit::{self, Record};
 use crate::core::{new_id, now};
 use crate::store::{self, Conn};
 use crate::{Core, CoreError, Principal, Role};
@@ -19,15 +20,16 @@ fn key_hash(key: &str) -> Vec<u8> {
     Sha256::digest(key.as_bytes()).to_vec()
 }
 
-/// Stores a key's hash for `tenant`.
+/// Stores a key's hash for `tenant`; returns the key's id.
 pub(crate) async fn insert_key(
     c: &mut Conn,
     tenant: &str,
     role: Role,
     key: &str,
-) -> Result<(), CoreError> {
-    store::keys::insert(c, tenant, &new_id(), role.as_str(), &key_hash(key), now()).await?;
-    Ok(())
+) -> Result<String, CoreError> {
+    let id = new_id();
+    store::keys::insert(c, tenant, &id, role.as_str(), &key_hash(key), now()).await?;
+    Ok(id)
 }
 
 impl Core {
@@ -36,7 +38,9 @@ impl Core {
         p.require(&[Role::Admin])?;
         let key = new_key();
         let mut tx = self.db.begin_write().await?;
-        insert_key(&mut tx, &p.tenant, role, &key).await?;
+        let id = insert_key(&mut tx, &p.tenant, role, &key).await?;
+        let r = Record::ok("key.create", Some(&id)).detail(format!("role={}", role.as_str()));
+        audit::record(&mut tx, p, r).await?;
         tx.commit().await?;
         Ok(key)
     }
@@ -59,6 +63,8 @@ impl Core {
             key: row.id,
             tenant: row.tenant,
             role,
+            request_id: new_id(),
+            purpose: None,
         })
     }
 }

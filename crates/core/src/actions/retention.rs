@@ -1,7 +1,8 @@
 //! Retention: the sweep, and the restart of a template's period on each successful use.
 
+use crate::audit::{self, Record, System};
 use crate::core::now;
-use crate::store::{self, gallery::Op};
+use crate::store::{self, gallery::Op, Conn};
 use crate::{Core, CoreError};
 
 /// How stale `last_used_at` may get before a match writes it again (one day).
@@ -19,9 +20,23 @@ impl Core {
     pub async fn sweep_expired_at(&self, at: i64) -> Result<u64, CoreError> {
         let mut tx = self.db.begin_write().await?;
         let gone = store::templates::delete_expired(&mut tx, at).await?;
-        for t in gone.iter().filter(|t| t.purpose == "access") {
-            store::gallery::record(&mut tx, &t.tenant, Op::RemoveTemplate, Some(&t.id), None)
-                .await?;
+        let mut per_tenant: std::collections::BTreeMap<&str, (u64, u64)> = Default::default();
+        for t in &gone {
+            let n = per_tenant.entry(t.tenant.as_str()).or_default();
+            if t.purpose == "access" {
+                n.0 += 1;
+                store::gallery::record(&mut tx, &t.tenant, Op::RemoveTemplate, Some(&t.id), None)
+                    .await?;
+            } else {
+                n.1 += 1;
+            }
+        }
+        // One entry per tenant that lost templates, in that tenant's own log.
+        for (tenant, (access, verification)) in per_tenant {
+            let r = Record::ok("retention.sweep", None).detail(format!(
+                "access_templates={access} verification_templates={verification}"
+            ));
+            audit::record_system(&mut tx, tenant, System::Sweep, r).await?;
         }
         tx.commit().await?;
         Ok(gone.len() as u64)
@@ -33,6 +48,7 @@ impl Core {
     /// write.
     pub(crate) async fn touch_template(
         &self,
+        c: &mut Conn,
         tenant: &str,
         template: &str,
         last_used: i64,
@@ -41,8 +57,7 @@ impl Core {
         if t - last_used < TOUCH_INTERVAL_SECS {
             return Ok(());
         }
-        let mut c = self.db.pool().acquire().await?;
-        store::templates::touch(&mut c, tenant, template, last_used, t).await?;
+        store::templates::touch(c, tenant, template, last_used, t).await?;
         Ok(())
     }
 }

@@ -2,6 +2,7 @@
 
 use consentry_vault::KeyContext;
 
+use crate::audit::{self, Record};
 use crate::core::{new_id, now};
 use crate::store::{self, gallery::Op};
 use crate::{Core, CoreError, Principal, Role, SubjectView};
@@ -22,6 +23,7 @@ impl Core {
         let mut tx = self.db.begin_write().await?;
         store::subjects::insert(&mut tx, &p.tenant, &subject, now()).await?;
         store::data_keys::insert(&mut tx, &subject, &kek.id(), wrapped.0).await?;
+        audit::record(&mut tx, p, Record::ok("subject.create", Some(&subject))).await?;
         tx.commit().await?;
         Ok(subject)
     }
@@ -37,14 +39,20 @@ impl Core {
             return Err(CoreError::NotFound);
         }
         store::gallery::record(&mut tx, &p.tenant, Op::RemoveSubject, None, Some(subject)).await?;
+        audit::record(&mut tx, p, Record::ok("subject.delete", Some(subject))).await?;
         tx.commit().await?;
         Ok(())
     }
 
-    /// A subject's consents and template counts.
+    /// A subject's consents and template counts. An operator must state why it reads the
+    /// record ([`Principal::with_purpose`]); the read and its purpose are in the audit log, in
+    /// the same transaction, and shown to the person ([`Core::subject_accesses`]).
     pub async fn subject(&self, p: &Principal, subject: &str) -> Result<SubjectView, CoreError> {
         p.require(&[Role::Admin, Role::Operator])?;
-        let mut c = self.db.pool().acquire().await?;
+        if p.role == Role::Operator && p.purpose.is_none() {
+            return Err(CoreError::PurposeRequired);
+        }
+        let mut c = self.db.begin_write().await?;
         let created_at = store::subjects::created_at(&mut c, &p.tenant, subject)
             .await?
             .ok_or(CoreError::NotFound)?;
@@ -66,6 +74,8 @@ impl Core {
         )
         .await?;
         let other = store::templates::count(&mut c, tenant, subject, None, model, false, t).await?;
+        audit::record(&mut c, p, Record::ok("subject.read", Some(subject))).await?;
+        c.commit().await?;
         Ok(SubjectView {
             id: subject.to_string(),
             created_at,

@@ -2,9 +2,10 @@
 
 use consentry_vault::{KeyContext, TemplateContext, WrappedKey};
 
+use crate::audit::{self, Record};
 use crate::core::now;
 use crate::store;
-use crate::{Core, CoreError, Decision, Principal};
+use crate::{Core, CoreError, Decision, Principal, Role};
 
 /// How many templates a verification compares with: the subject's most recent live ones, and
 /// decoys when it has fewer (or none, or does not exist), so every verification unwraps one
@@ -22,6 +23,7 @@ impl Core {
         subject: &str,
         image: Vec<u8>,
     ) -> Result<Decision, CoreError> {
+        p.require(&[Role::Admin, Role::Operator, Role::Device])?;
         let probe = self.probe(&p.tenant, image).await?;
 
         let mut c = self.db.pool().acquire().await?;
@@ -76,12 +78,23 @@ impl Core {
             }
         }
         let allow = best.is_some_and(|(score, _)| score >= self.engine.default_threshold());
+        // Every decision is recorded (the claimed id and allow or deny, never a score), in the
+        // transaction that restarts the matched template's retention.
+        let mut tx = self.db.begin_write().await?;
         if let (true, Some((_, slot))) = (allow, best) {
             if let Some(row) = rows.get(slot) {
-                self.touch_template(&p.tenant, &row.id, row.last_used_at)
+                self.touch_template(&mut tx, &p.tenant, &row.id, row.last_used_at)
                     .await?;
             }
         }
+        let r = Record {
+            action: "verify",
+            target: Some(subject),
+            outcome: if allow { "allow" } else { "deny" },
+            detail: None,
+        };
+        audit::record(&mut tx, p, r).await?;
+        tx.commit().await?;
         Ok(Decision { allow })
     }
 }

@@ -1,6 +1,7 @@
 //! One module per resource; each handler authenticates, translates the request into one
 //! `consentry-core` call and the result back.
 
+pub(crate) mod audit;
 pub(crate) mod consents;
 pub(crate) mod credentials;
 pub(crate) mod decisions;
