@@ -7,12 +7,14 @@
 //! - [`note`]: checkpoints in the C2SP `tlog-checkpoint` text format, signed as a C2SP signed
 //!   note with Ed25519.
 //! - [`entry`]: what one audit record says, and its exact bytes.
+//! - [`verify`]: the offline verifier, over a server or an export file.
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
 pub mod entry;
 pub mod merkle;
 pub mod note;
+pub mod verify;
 
 pub use entry::{Actor, Entry};
 pub use merkle::{Hash, MemoryTree};

@@ -1,12 +1,15 @@
-//! `consentry`: the command-line face engine (detect, embed, compare, eval).
+//! `consentry`: the command-line face engine (detect, embed, compare, eval), the server
+//! (`serve`, `admin`) and the audit log's offline verifier (`audit`).
 //!
 //! Every command prints JSON with `--json`. Errors carry a stable code from
 //! `consentry_types::ErrorCode`; single-image commands exit with the code's status
 //! (2 bad input, 3 face quality, 4 setup, 70 internal), batch commands report errors per line.
 #![forbid(unsafe_code)]
 
+mod audit_cmds;
 mod bench_cmds;
 mod face_cmds;
+mod http;
 mod plot;
 mod server_cmds;
 
@@ -80,6 +83,9 @@ enum Command {
     /// Administration without a browser.
     #[command(subcommand)]
     Admin(server_cmds::AdminCommand),
+    /// The audit log: save checkpoints, export, verify offline.
+    #[command(subcommand)]
+    Audit(audit_cmds::AuditCommand),
 }
 
 impl EngineArgs {
@@ -161,6 +167,7 @@ fn main() -> ExitCode {
         Command::Bench(b) => b.json(),
         Command::Serve(_) => false,
         Command::Admin(server_cmds::AdminCommand::Bootstrap(a)) => a.json,
+        Command::Audit(a) => a.json(),
     };
     let with_engine = |f: &dyn Fn(&FaceEngine) -> Result<(), Failure>| {
         cli.engine
@@ -181,6 +188,12 @@ fn main() -> ExitCode {
         Command::Bench(bench_cmds::BenchCommand::Gen(a)) => bench_cmds::gen(a),
         Command::Serve(a) => server_cmds::serve(&cli.engine, a),
         Command::Admin(a) => server_cmds::admin(&cli.engine, a),
+        Command::Audit(a) => match audit_cmds::run(a) {
+            Ok(true) => Ok(()),
+            // The log failed verification: the report is printed; exit 1.
+            Ok(false) => return ExitCode::from(1),
+            Err(f) => Err(f),
+        },
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

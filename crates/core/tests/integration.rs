@@ -586,3 +586,163 @@ async fn pin_guessing_is_limited_per_key() {
     }
     scratch.finish().await;
 }
+
+/// Every action leaves one entry, with its actor, target, stated purpose and outcome, and
+/// nothing about a face; each entry proves its inclusion in the signed checkpoint.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_action_is_in_the_tenants_audit_log() {
+    use consentry_audit::merkle::{leaf_hash, verify_inclusion};
+    use consentry_audit::{Checkpoint, Entry};
+    use consentry_core::Credential;
+
+    let (cores, scratch) = cores().await;
+    for (core, _db) in &cores {
+        let (tenant, admin_key) = core.bootstrap_tenant("Audited").await.unwrap();
+        let admin = core.authenticate(&admin_key).await.unwrap();
+        let admin = &admin;
+        let key = |role| async move {
+            core.authenticate(&core.create_api_key(admin, role).await.unwrap())
+                .await
+                .unwrap()
+        };
+        let operator = key(Role::Operator).await;
+        let device = key(Role::Device).await;
+        let auditor = key(Role::Auditor).await;
+
+        let s = core.create_subject(&operator).await.unwrap();
+        core.grant_consent(&operator, &s, Purpose::Access, 30)
+            .await
+            .unwrap();
+        core.enrol_face(&operator, &s, Purpose::Access, photo("obama.jpg"))
+            .await
+            .unwrap();
+        let hit = core.identify(&device, photo("obama2.jpg")).await.unwrap();
+        assert_eq!(hit.subject.as_deref(), Some(s.as_str()));
+        let miss = core.identify(&device, photo("biden.jpg")).await.unwrap();
+        assert!(!miss.allow);
+        assert!(
+            !core
+                .verify(&device, &s, photo("obama2.jpg"))
+                .await
+                .unwrap()
+                .allow
+        );
+        core.add_credential(&operator, &s, &Credential::Pin("482913".into()))
+            .await
+            .unwrap();
+        let wrong = Credential::Pin("111111".into());
+        assert!(!core.decide_credential(&device, &wrong).await.unwrap().allow);
+
+        // Reading a record: an operator must say why; the reason is recorded.
+        assert_eq!(
+            code(core.subject(&operator, &s).await),
+            ErrorCode::PurposeRequired
+        );
+        let why = operator.clone().with_purpose(Some("complaint 12")).unwrap();
+        core.subject(&why, &s).await.unwrap();
+        assert!(operator.clone().with_purpose(Some("")).is_err());
+        assert!(operator.clone().with_purpose(Some("a\nb")).is_err());
+
+        // Roles: the auditor reads the log and nothing else; a device does not read it.
+        assert_eq!(
+            code(core.audit_checkpoint(&device).await),
+            ErrorCode::Forbidden
+        );
+        assert_eq!(
+            code(core.audit_checkpoint(&operator).await),
+            ErrorCode::Forbidden
+        );
+        assert_eq!(code(core.subject(&auditor, &s).await), ErrorCode::Forbidden);
+        assert_eq!(
+            code(core.identify(&auditor, photo("obama2.jpg")).await),
+            ErrorCode::Forbidden
+        );
+        assert_eq!(
+            code(core.create_subject(&auditor).await),
+            ErrorCode::Forbidden
+        );
+        core.delete_subject(&operator, &s).await.unwrap();
+
+        let note = core.audit_checkpoint(&auditor).await.unwrap();
+        let vkey = core.audit_verifier_key(&tenant).unwrap();
+        let cp = Checkpoint::open(&note, &vkey).unwrap();
+        let entries = core.audit_entries(&auditor, 0, cp.size).await.unwrap();
+        assert_eq!(entries.len() as u64, cp.size);
+        let parsed: Vec<Entry> = entries
+            .iter()
+            .map(|(_, data)| Entry::from_bytes(data.as_bytes()).unwrap())
+            .collect();
+        let actions: Vec<(&str, &str, Option<&str>)> = parsed
+            .iter()
+            .map(|e| (e.action.as_str(), e.outcome.as_str(), e.target.as_deref()))
+            .collect();
+        let sid = Some(s.as_str());
+        assert_eq!(
+            actions,
+            vec![
+                ("tenant.create", "ok", Some(tenant.as_str())),
+                ("key.create", "ok", Some(admin.key.as_str())),
+                ("key.create", "ok", Some(operator.key.as_str())),
+                ("key.create", "ok", Some(device.key.as_str())),
+                ("key.create", "ok", Some(auditor.key.as_str())),
+                ("subject.create", "ok", sid),
+                ("consent.grant", "ok", sid),
+                ("enrol", "ok", sid),
+                ("identify", "allow", sid),
+                // The unmatched face: no target, nothing else.
+                ("identify", "no_match", None),
+                ("verify", "deny", sid),
+                ("credential.add", "ok", sid),
+                ("access.decide", "deny", None),
+                ("subject.read", "ok", sid),
+                ("subject.delete", "ok", sid),
+            ]
+        );
+        let read = &parsed[13];
+        assert_eq!(read.actor.key, operator.key);
+        assert_eq!(read.actor.role, "operator");
+        assert_eq!(read.purpose.as_deref(), Some("complaint 12"));
+        assert_eq!(read.request_id, why.request_id);
+        assert_eq!(parsed[9].actor.role, "device");
+        assert!(parsed.iter().all(|e| e.tenant == tenant));
+        for (_, data) in &entries {
+            assert!(
+                !data.contains("score") && !data.contains("embedding"),
+                "{data}"
+            );
+        }
+        // Each entry's inclusion proof leads to the signed root.
+        for (index, data) in &entries {
+            let proof = core
+                .audit_inclusion(&auditor, *index, cp.size)
+                .await
+                .unwrap();
+            assert!(verify_inclusion(
+                *index,
+                cp.size,
+                &leaf_hash(data.as_bytes()),
+                &proof,
+                &cp.root
+            ));
+        }
+        // The person's view: who acted on the record and why, newest first.
+        let accesses = core.subject_accesses(admin, &s, 100).await.unwrap();
+        assert_eq!(accesses.len(), 8);
+        assert_eq!(accesses[0].action, "subject.delete");
+        assert_eq!(accesses[1].purpose.as_deref(), Some("complaint 12"));
+
+        // Another tenant's log is its own: its own size, root and key, none of these entries.
+        let (other, other_key) = core.bootstrap_tenant("Elsewhere").await.unwrap();
+        let other_admin = core.authenticate(&other_key).await.unwrap();
+        let other_note = core.audit_checkpoint(&other_admin).await.unwrap();
+        let other_cp =
+            Checkpoint::open(&other_note, &core.audit_verifier_key(&other).unwrap()).unwrap();
+        assert_eq!(other_cp.size, 2);
+        assert!(Checkpoint::open(&other_note, &vkey).is_err());
+        assert_eq!(
+            code(core.subject_accesses(&other_admin, &s, 100).await),
+            ErrorCode::NotFound
+        );
+    }
+    scratch.finish().await;
+}

@@ -1,0 +1,309 @@
+//! The audit log end to end: real servers (the `consentry` binary) on SQLite and PostgreSQL,
+//! `consentry audit checkpoint / export / verify`, and edits made directly in the database.
+#![allow(clippy::expect_used, clippy::unwrap_used, clippy::panic)]
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+
+use consentry_db::Db;
+use consentry_testkit::Scratch;
+use serde_json::Value;
+
+fn assets() -> PathBuf {
+    match std::env::var_os("CONSENTRY_ASSETS") {
+        Some(d) => PathBuf::from(d),
+        None => {
+            PathBuf::from(std::env::var("HOME").unwrap_or_default()).join(".cache/consentry/assets")
+        }
+    }
+}
+
+fn consentry(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_consentry"))
+        .args(args)
+        .env("CONSENTRY_ASSETS", assets())
+        .env_remove("CONSENTRY_ROOT_KEY")
+        .output()
+        .expect("run consentry")
+}
+
+/// A running `consentry serve`, killed when dropped.
+struct Server {
+    child: Child,
+    addr: String,
+}
+
+impl Server {
+    fn start(db: &str, key_file: &Path) -> Server {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_consentry"))
+            .args([
+                "serve",
+                "--db",
+                db,
+                "--listen",
+                "127.0.0.1:0",
+                "--log",
+                "off",
+            ])
+            .arg("--key-file")
+            .arg(key_file)
+            .env("CONSENTRY_ASSETS", assets())
+            .env_remove("CONSENTRY_ROOT_KEY")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start consentry serve");
+        let stdout = child.stdout.take().unwrap();
+        let mut lines = BufReader::new(stdout).lines();
+        let addr = loop {
+            let line = lines
+                .next()
+                .expect("the server exited before listening")
+                .unwrap();
+            if let Some(rest) = line.split("listening on http://").nth(1) {
+                break rest.split_whitespace().next().unwrap().to_string();
+            }
+        };
+        Server { child, addr }
+    }
+
+    fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// One request; the status and the JSON body (Null when empty or not JSON).
+    fn call(&self, method: &str, path: &str, key: &str, purpose: Option<&str>) -> (u16, Value) {
+        let mut s = TcpStream::connect(&self.addr).unwrap();
+        let purpose = purpose.map_or(String::new(), |p| format!("X-Consentry-Purpose: {p}\r\n"));
+        write!(
+            s,
+            "{method} {path} HTTP/1.1\r\nHost: {}\r\nAuthorization: Bearer {key}\r\n{purpose}Content-Length: 0\r\nConnection: close\r\n\r\n",
+            self.addr
+        )
+        .unwrap();
+        let mut raw = String::new();
+        s.read_to_string(&mut raw).unwrap();
+        let status = raw
+            .split_whitespace()
+            .nth(1)
+            .and_then(|c| c.parse().ok())
+            .unwrap();
+        let body = raw.split_once("\r\n\r\n").map_or("", |(_, b)| b);
+        (status, serde_json::from_str(body).unwrap_or(Value::Null))
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn bootstrap(db: &str, key_file: &Path, tenant: &str) -> String {
+    let out = consentry(&[
+        "admin",
+        "bootstrap",
+        "--db",
+        db,
+        "--key-file",
+        key_file.to_str().unwrap(),
+        "--tenant",
+        tenant,
+        "--json",
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    v["admin_key"].as_str().unwrap().to_string()
+}
+
+fn audit(args: &[&str], server: &Server, key: &str) -> (i32, Value) {
+    let mut all = vec!["audit"];
+    all.extend_from_slice(args);
+    let url = server.url();
+    all.extend_from_slice(&["--server", &url, "--key", key, "--json"]);
+    let out = consentry(&all);
+    let v = serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|_| panic!("{}", String::from_utf8_lossy(&out.stdout)));
+    (out.status.code().unwrap(), v)
+}
+
+async fn exec(db: &Db, sql: &str) {
+    sqlx::query(sql).execute(db.pool()).await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_verifier_catches_rows_changed_removed_or_reordered_in_the_database() {
+    let scratch = Scratch::new("cli_audit").await;
+    for (n, db_url) in scratch.backends().iter().enumerate() {
+        let key_file = scratch.dir.join(format!("{n}.key"));
+        let admin = bootstrap(db_url, &key_file, "Residence West");
+        let server = Server::start(db_url, &key_file);
+
+        let mut subjects = Vec::new();
+        for _ in 0..6 {
+            let (status, v) = server.call("POST", "/api/v1/subjects", &admin, None);
+            assert_eq!(status, 201);
+            subjects.push(v["id"].as_str().unwrap().to_string());
+        }
+        // A read, with its stated purpose, lands in the log and in the person's view.
+        let path = format!("/api/v1/subjects/{}", subjects[0]);
+        assert_eq!(server.call("GET", &path, &admin, Some("case 7")).0, 200);
+        let (status, v) = server.call("GET", &format!("{path}/accesses"), &admin, None);
+        assert_eq!(status, 200);
+        let accesses = v["accesses"].as_array().unwrap();
+        assert_eq!(accesses[0]["action"], "subject.read");
+        assert_eq!(accesses[0]["purpose"], "case 7");
+        assert_eq!(accesses[1]["action"], "subject.create");
+
+        let cp = scratch.dir.join(format!("{n}.checkpoint.json"));
+        let (code, v) = audit(
+            &["checkpoint", "--out", cp.to_str().unwrap()],
+            &server,
+            &admin,
+        );
+        assert_eq!(code, 0, "{v}");
+        // tenant.create, key.create, 6 × subject.create, subject.read
+        assert_eq!(v["tree_size"], 9);
+        let cp = cp.to_str().unwrap();
+
+        // Appends after the checkpoint verify.
+        server.call("POST", "/api/v1/subjects", &admin, None);
+        let (code, v) = audit(&["verify", "--checkpoint", cp], &server, &admin);
+        assert_eq!(code, 0, "{v}");
+        assert_eq!(
+            (v["ok"].as_bool(), v["current_size"].as_u64()),
+            (Some(true), Some(10))
+        );
+
+        // An export verifies without the server.
+        let export = scratch.dir.join(format!("{n}.export.json"));
+        let (code, _) = audit(
+            &["export", "--out", export.to_str().unwrap()],
+            &server,
+            &admin,
+        );
+        assert_eq!(code, 0);
+        let out = consentry(&[
+            "audit",
+            "verify",
+            "--checkpoint",
+            cp,
+            "--export",
+            export.to_str().unwrap(),
+            "--json",
+        ]);
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "{}",
+            String::from_utf8_lossy(&out.stdout)
+        );
+
+        let db = Db::connect(db_url).await.unwrap();
+        // Changed: the read of entry 8 made to look like another purpose.
+        let original: Vec<u8> = sqlx::query_scalar("SELECT entry FROM audit_entries WHERE idx = 8")
+            .fetch_one(db.pool())
+            .await
+            .unwrap();
+        let edited = String::from_utf8(original.clone())
+            .unwrap()
+            .replace("case 7", "case 8");
+        sqlx::query("UPDATE audit_entries SET entry = $1 WHERE idx = 8")
+            .bind(edited.into_bytes())
+            .execute(db.pool())
+            .await
+            .unwrap();
+        let (code, v) = audit(&["verify", "--checkpoint", cp], &server, &admin);
+        assert_eq!(code, 1, "{v}");
+        assert_eq!(
+            (v["finding"].as_str(), v["index"].as_u64()),
+            (Some("altered"), Some(8))
+        );
+        sqlx::query("UPDATE audit_entries SET entry = $1 WHERE idx = 8")
+            .bind(original)
+            .execute(db.pool())
+            .await
+            .unwrap();
+        assert_eq!(audit(&["verify", "--checkpoint", cp], &server, &admin).0, 0);
+
+        // Reordered: entries 3 and 4 swapped.
+        exec(&db, "UPDATE audit_entries SET idx = -1 WHERE idx = 3").await;
+        exec(&db, "UPDATE audit_entries SET idx = 3 WHERE idx = 4").await;
+        exec(&db, "UPDATE audit_entries SET idx = 4 WHERE idx = -1").await;
+        let (code, v) = audit(&["verify", "--checkpoint", cp], &server, &admin);
+        assert_eq!(code, 1, "{v}");
+        assert_eq!(
+            (v["finding"].as_str(), v["index"].as_u64()),
+            (Some("altered"), Some(3))
+        );
+        exec(&db, "UPDATE audit_entries SET idx = -1 WHERE idx = 3").await;
+        exec(&db, "UPDATE audit_entries SET idx = 3 WHERE idx = 4").await;
+        exec(&db, "UPDATE audit_entries SET idx = 4 WHERE idx = -1").await;
+
+        // Removed: entry 5 deleted.
+        exec(&db, "DELETE FROM audit_entries WHERE idx = 5").await;
+        let (code, v) = audit(&["verify", "--checkpoint", cp], &server, &admin);
+        assert_eq!(code, 1, "{v}");
+        assert_eq!(
+            (v["finding"].as_str(), v["index"].as_u64()),
+            (Some("missing"), Some(5))
+        );
+
+        // The tail removed and the head moved back: the log shrank.
+        exec(&db, "DELETE FROM audit_entries WHERE idx >= 5").await;
+        exec(&db, "UPDATE audit_heads SET size = 5").await;
+        let (code, v) = audit(&["verify", "--checkpoint", cp], &server, &admin);
+        assert_eq!(code, 1, "{v}");
+        assert_eq!(v["finding"], "shrunk");
+        db.pool().close().await;
+        drop(server);
+    }
+    scratch.finish().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_servers_on_one_postgres_database_append_to_one_tree() {
+    let scratch = Scratch::new("cli_audit_nodes").await;
+    let db_url = scratch.pg_url();
+    let key_file = scratch.dir.join("shared.key");
+    let admin = bootstrap(&db_url, &key_file, "Two Nodes");
+    let a = Server::start(&db_url, &key_file);
+    let b = Server::start(&db_url, &key_file);
+    let cp = scratch.dir.join("start.json");
+    assert_eq!(
+        audit(&["checkpoint", "--out", cp.to_str().unwrap()], &a, &admin).0,
+        0
+    );
+
+    // Four clients, two on each node, creating subjects at once.
+    let per_client = 25;
+    std::thread::scope(|s| {
+        for server in [&a, &b, &a, &b] {
+            let admin = admin.clone();
+            s.spawn(move || {
+                for _ in 0..per_client {
+                    let (status, v) = server.call("POST", "/api/v1/subjects", &admin, None);
+                    assert_eq!(status, 201, "{v}");
+                }
+            });
+        }
+    });
+    for server in [&a, &b] {
+        let (code, v) = audit(
+            &["verify", "--checkpoint", cp.to_str().unwrap()],
+            server,
+            &admin,
+        );
+        assert_eq!(code, 0, "{v}");
+        assert_eq!(v["current_size"].as_u64(), Some(2 + 4 * per_client));
+    }
+    drop((a, b));
+    scratch.finish().await;
+}
