@@ -13,8 +13,8 @@ use consentry_types::{ErrorBody, ErrorCode};
 use serde::{Deserialize, Serialize};
 use zeroize::Zeroizing;
 
-use crate::http::Server;
 use crate::Failure;
+use consentry_server::client::Server;
 
 /// `consentry audit`.
 #[derive(Subcommand)]

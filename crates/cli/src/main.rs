@@ -9,7 +9,6 @@
 mod audit_cmds;
 mod bench_cmds;
 mod face_cmds;
-mod http;
 mod plot;
 mod server_cmds;
 

@@ -37,6 +37,22 @@ pub struct ServeArgs {
     /// instead of minting another.
     #[arg(long)]
     demo: bool,
+    /// Per-key rate limit of a role, ROLE=PER_SECOND/BURST (repeatable). Defaults: admin
+    /// 50/200, operator 20/100, device 50/200, auditor 200/2000.
+    #[arg(long = "rate-limit", value_name = "ROLE=PER_SECOND/BURST")]
+    rate_limits: Vec<String>,
+    /// Where suspension alerts are POSTed (http://host:port/path), signed with
+    /// CONSENTRY_ALERT_SECRET (X-Consentry-Signature). Without it they are logged.
+    #[arg(long, env = "CONSENTRY_ALERT_WEBHOOK")]
+    alert_webhook: Option<String>,
+    /// The UTC hours in which operator keys may identify, START-END (e.g. 7-19); an operator
+    /// identifying outside them is suspended. Default: any time.
+    #[arg(long, value_name = "START-END")]
+    operator_hours: Option<String>,
+    /// Suspend operator and device keys used from a network (IPv4 /24, IPv6 /48) they were not
+    /// used from before.
+    #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
+    new_network_rule: bool,
     /// Log level on stderr: off, error, warn, info (one line per request: request id, route
     /// template, status, duration; never ids, keys or images) or debug.
     #[arg(long, env = "CONSENTRY_LOG", default_value = "info")]
@@ -114,8 +130,16 @@ pub fn serve(engine: &EngineArgs, a: &ServeArgs) -> Result<(), Failure> {
         .with_writer(std::io::stderr)
         .with_ansi(false)
         .init();
+    let options = server_options(a)?;
+    let rules = consentry_core::AbuseRules {
+        operator_hours: a.operator_hours.as_deref().map(parse_hours).transpose()?,
+        new_network: a.new_network_rule,
+        ..consentry_core::AbuseRules::default()
+    };
     runtime()?.block_on(async {
-        let core = Arc::new(open(&a.store, engine).await?);
+        let mut core = open(&a.store, engine).await?;
+        core.set_abuse_rules(rules);
+        let core = Arc::new(core);
         let listener = tokio::net::TcpListener::bind(&a.listen)
             .await
             .map_err(|e| Failure { code: ErrorCode::InvalidRequest, message: format!("listen {}: {e}", a.listen) })?;
@@ -140,10 +164,55 @@ pub fn serve(engine: &EngineArgs, a: &ServeArgs) -> Result<(), Failure> {
             );
         }
         println!("consentry: listening on http://{addr} (database {})", redact_url(&a.store.db));
-        consentry_server::serve(core, listener)
+        consentry_server::serve_with(core, listener, options)
             .await
             .map_err(|e| Failure { code: ErrorCode::Internal, message: format!("server: {e}") })
     })
+}
+
+fn parse_hours(text: &str) -> Result<(u32, u32), Failure> {
+    let bad = || Failure {
+        code: ErrorCode::InvalidRequest,
+        message: format!("--operator-hours {text:?}: START-END in whole UTC hours 0-24, e.g. 7-19"),
+    };
+    let (a, b) = text.split_once('-').ok_or_else(bad)?;
+    let (a, b): (u32, u32) = (
+        a.trim().parse().map_err(|_| bad())?,
+        b.trim().parse().map_err(|_| bad())?,
+    );
+    if a > 23 || b > 24 || a == b {
+        return Err(bad());
+    }
+    Ok((a, b))
+}
+
+fn server_options(a: &ServeArgs) -> Result<consentry_server::Options, Failure> {
+    let bad = |message: String| Failure {
+        code: ErrorCode::InvalidRequest,
+        message,
+    };
+    let mut options = consentry_server::Options::default();
+    for spec in &a.rate_limits {
+        options.rate_limits.set(spec).map_err(bad)?;
+    }
+    if let Some(url) = &a.alert_webhook {
+        let secret = std::env::var("CONSENTRY_ALERT_SECRET")
+            .map(|s| Zeroizing::new(s.into_bytes()))
+            .map_err(|_| {
+                bad("--alert-webhook needs CONSENTRY_ALERT_SECRET (the signing secret)".into())
+            })?;
+        if secret.len() < 16 {
+            return Err(bad(
+                "CONSENTRY_ALERT_SECRET must be at least 16 bytes".into()
+            ));
+        }
+        options.webhook = Some(consentry_server::alerts::Webhook {
+            target: consentry_server::client::Target::parse(url)
+                .map_err(|e| bad(format!("--alert-webhook: {e}")))?,
+            secret,
+        });
+    }
+    Ok(options)
 }
 
 /// Where `serve --demo` keeps the demo tenant's admin key: beside a SQLite database, else in

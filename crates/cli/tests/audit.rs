@@ -307,3 +307,154 @@ async fn two_servers_on_one_postgres_database_append_to_one_tree() {
     drop((a, b));
     scratch.finish().await;
 }
+
+/// One request from a chosen source address on the loopback range.
+async fn call_from(
+    source: &str,
+    server: &Server,
+    method: &str,
+    path: &str,
+    key: &str,
+    json: &str,
+) -> (u16, Value) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.bind(format!("{source}:0").parse().unwrap()).unwrap();
+    let mut s = socket.connect(server.addr.parse().unwrap()).await.unwrap();
+    let req = format!(
+        "{method} {path} HTTP/1.1\r\nHost: {}\r\nAuthorization: Bearer {key}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{json}",
+        server.addr,
+        json.len()
+    );
+    s.write_all(req.as_bytes()).await.unwrap();
+    let mut raw = String::new();
+    s.read_to_string(&mut raw).await.unwrap();
+    let status = raw
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap();
+    let body = raw.split_once("\r\n\r\n").map_or("", |(_, b)| b);
+    (status, serde_json::from_str(body).unwrap_or(Value::Null))
+}
+
+/// A device key used from a second network is suspended at its first request from there; an
+/// admin's reinstatement makes that network known.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_key_used_from_a_new_network_is_suspended() {
+    let scratch = Scratch::new("cli_network").await;
+    let db = scratch.sqlite_url("net");
+    let key_file = scratch.dir.join("net.key");
+    let admin = bootstrap(&db, &key_file, "Networks");
+    let server = Server::start(&db, &key_file);
+    let (st, v) = call_from(
+        "127.0.0.1",
+        &server,
+        "POST",
+        "/api/v1/keys",
+        &admin,
+        r#"{"role":"device","site":"lobby"}"#,
+    )
+    .await;
+    assert_eq!(st, 201, "{v}");
+    let (id, device) = (
+        v["id"].as_str().unwrap().to_string(),
+        v["key"].as_str().unwrap().to_string(),
+    );
+    let decide = r#"{"card":"nobody"}"#;
+    for _ in 0..3 {
+        assert_eq!(
+            call_from(
+                "127.0.0.1",
+                &server,
+                "POST",
+                "/api/v1/access/decide",
+                &device,
+                decide
+            )
+            .await
+            .0,
+            200
+        );
+    }
+    // 127.0.0.2 is the same /24: still known.
+    assert_eq!(
+        call_from(
+            "127.0.0.2",
+            &server,
+            "POST",
+            "/api/v1/access/decide",
+            &device,
+            decide
+        )
+        .await
+        .0,
+        200
+    );
+    let (st, v) = call_from(
+        "127.0.1.1",
+        &server,
+        "POST",
+        "/api/v1/access/decide",
+        &device,
+        decide,
+    )
+    .await;
+    assert_eq!((st, v["code"].as_str()), (403, Some("key_suspended")));
+    let (st, v) = call_from(
+        "127.0.0.1",
+        &server,
+        "POST",
+        "/api/v1/access/decide",
+        &device,
+        decide,
+    )
+    .await;
+    assert_eq!((st, v["code"].as_str()), (403, Some("key_suspended")));
+    let (st, _) = call_from(
+        "127.0.0.1",
+        &server,
+        "POST",
+        &format!("/api/v1/keys/{id}/reinstate"),
+        &admin,
+        "",
+    )
+    .await;
+    assert_eq!(st, 204);
+    assert_eq!(
+        call_from(
+            "127.0.1.1",
+            &server,
+            "POST",
+            "/api/v1/access/decide",
+            &device,
+            decide
+        )
+        .await
+        .0,
+        200
+    );
+    // The decisions carry the key's site in the log.
+    let (_, v) = call_from(
+        "127.0.0.1",
+        &server,
+        "GET",
+        "/api/v1/audit/entries?start=0&end=100",
+        &admin,
+        "",
+    )
+    .await;
+    let decisions: Vec<Value> = v["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| serde_json::from_str::<Value>(e["data"].as_str().unwrap()).unwrap())
+        .filter(|e| e["action"] == "access.decide")
+        .collect();
+    assert_eq!(decisions.len(), 5);
+    assert!(decisions
+        .iter()
+        .all(|e| e["detail"] == "by=card site=lobby"));
+    drop(server);
+    scratch.finish().await;
+}

@@ -49,6 +49,7 @@ impl<'a> Record<'a> {
 pub(crate) enum System {
     Cli,
     Sweep,
+    AbuseRules,
 }
 
 async fn append(
@@ -80,8 +81,19 @@ async fn append(
     Ok(store::audit::append(c, tenant, row).await?)
 }
 
-/// Appends `r`, attributed to the caller, inside the transaction `c`.
-pub(crate) async fn record(c: &mut Conn, p: &Principal, r: Record<'_>) -> Result<u64, CoreError> {
+/// Appends `r`, attributed to the caller, inside the transaction `c`. A device key's site is
+/// added to the detail.
+pub(crate) async fn record(
+    c: &mut Conn,
+    p: &Principal,
+    mut r: Record<'_>,
+) -> Result<u64, CoreError> {
+    if let Some(site) = &p.site {
+        r.detail = Some(match r.detail.take() {
+            Some(d) => format!("{d} site={site}"),
+            None => format!("site={site}"),
+        });
+    }
     let actor = Actor {
         key: p.key.clone(),
         role: p.role.as_str().to_string(),
@@ -107,6 +119,7 @@ pub(crate) async fn record_system(
     let (key, role) = match who {
         System::Cli => ("cli", "system"),
         System::Sweep => ("retention-sweep", "system"),
+        System::AbuseRules => ("abuse-rules", "system"),
     };
     let actor = Actor {
         key: key.into(),

@@ -31,6 +31,8 @@ pub struct Core {
     /// Stand-ins for a missing key and missing templates, so every verification does the same
     /// work (see `actions/verification.rs`).
     pub(crate) decoy: Decoy,
+    /// The abuse rules and their state.
+    pub(crate) guard: crate::abuse::Guard,
 }
 
 /// A data key and a sealed template that belong to no one, opened in place of a subject's
@@ -110,6 +112,7 @@ impl Core {
                 std::thread::available_parallelism().map_or(1, |n| n.get()),
             ),
             decoy,
+            guard: crate::abuse::Guard::new(crate::AbuseRules::default()),
         })
     }
 

@@ -11,6 +11,15 @@ pub enum CoreError {
     /// Unknown, expired or revoked API key.
     #[error("unknown or invalid API key")]
     Unauthorized,
+    /// The key is past its expiry.
+    #[error("this API key has expired")]
+    KeyExpired,
+    /// The key was revoked.
+    #[error("this API key was revoked")]
+    KeyRevoked,
+    /// The key was suspended for unusual use.
+    #[error("this API key is suspended; an admin can reinstate it")]
+    KeySuspended,
     /// The key's role may not do this.
     #[error("this key's role may not do that")]
     Forbidden,
@@ -58,6 +67,9 @@ impl HasErrorCode for CoreError {
         match self {
             CoreError::Unauthorized => ErrorCode::Unauthorized,
             CoreError::Forbidden => ErrorCode::Forbidden,
+            CoreError::KeyExpired => ErrorCode::KeyExpired,
+            CoreError::KeyRevoked => ErrorCode::KeyRevoked,
+            CoreError::KeySuspended => ErrorCode::KeySuspended,
             CoreError::NotFound => ErrorCode::NotFound,
             CoreError::ConsentRequired => ErrorCode::ConsentRequired,
             CoreError::AlreadyExists(_) => ErrorCode::AlreadyExists,

@@ -13,6 +13,7 @@
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
+mod abuse;
 mod actions;
 mod audit;
 mod core;
@@ -23,9 +24,11 @@ mod model;
 mod receipt;
 mod store;
 
+pub use crate::abuse::{network_of, AbuseRules, Alert};
 pub use crate::actions::access::{
     FAILURE_WINDOW_SECS, MAX_FAILURES_PER_KEY, MAX_FAILURES_PER_TENANT,
 };
+pub use crate::actions::keys::{KeyRequest, KeyView, MAX_KEY_DAYS};
 pub use crate::audit::{origin as audit_origin, Access, MAX_ENTRIES_PER_READ};
 pub use crate::core::{new_id, Core};
 pub use error::CoreError;

@@ -80,10 +80,14 @@ pub struct Principal {
     pub tenant: String,
     /// The key's role.
     pub role: Role,
+    /// A device key's site.
+    pub site: Option<String>,
     /// The request's id, recorded with every audit entry it causes.
     pub request_id: String,
     /// The purpose the caller stated for this request (`X-Consentry-Purpose`), if any.
     pub purpose: Option<String>,
+    /// When an admin last lifted a suspension of the key: the abuse rules count from then.
+    pub(crate) reinstated_at: Option<i64>,
 }
 
 /// The longest stated purpose kept.

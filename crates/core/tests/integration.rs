@@ -566,6 +566,11 @@ async fn pin_guessing_is_limited_per_key() {
             code(core.decide_credential(&guesser, &right).await),
             ErrorCode::TooManyAttempts
         );
+        // And the key is suspended: its next request is refused at the door.
+        assert_eq!(
+            code(core.authenticate(&device_key).await),
+            ErrorCode::KeySuspended
+        );
         // Another device of the tenant is not.
         let other_key = core.create_api_key(&admin, Role::Device).await.unwrap();
         let other = core.authenticate(&other_key).await.unwrap();
@@ -743,6 +748,138 @@ async fn every_action_is_in_the_tenants_audit_log() {
             code(core.subject_accesses(&other_admin, &s, 100).await),
             ErrorCode::NotFound
         );
+    }
+    scratch.finish().await;
+}
+
+/// The behaviour rules other than "many records read" (the server's tests walk that one with
+/// the webhook): a burst far above the key's baseline, an operator's identify outside its
+/// hours, a new network. Each suspends at once, by the rules, in the log.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn burst_hours_and_new_network_rules_suspend_the_key() {
+    use consentry_core::{AbuseRules, Credential, KeyRequest};
+    let scratch = Scratch::new("core_rules").await;
+    for url in scratch.backends() {
+        let db = Db::open(&url).await.unwrap();
+        let (keys, _) =
+            Keyring::load_or_create(&scratch.dir.join(format!("{}.key", url.len()))).unwrap();
+        let mut core = Core::new(db.clone(), engine(), keys).unwrap();
+        let hour = (std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs()
+            % 86_400
+            / 3600) as u32;
+        core.set_abuse_rules(AbuseRules {
+            burst_floor: 5,
+            // Allowed from two hours from now to the hour before now: now is outside.
+            operator_hours: Some(((hour + 2) % 24, (hour + 23) % 24)),
+            ..AbuseRules::default()
+        });
+        let mut alerts = core.subscribe_alerts();
+        let (_, admin_key) = core.bootstrap_tenant("Rules").await.unwrap();
+        let admin = core.authenticate(&admin_key).await.unwrap();
+        // Admin keys are not bound to networks (a tenant must not lock out its own admin).
+        for net in ["192.0.2.0/24", "198.51.100.0/24"] {
+            core.authenticate_request(&admin_key, Some(net))
+                .await
+                .unwrap();
+        }
+        let issue = |role| {
+            let core = &core;
+            let admin = &admin;
+            async move {
+                core.issue_key(admin, &KeyRequest::role(role))
+                    .await
+                    .unwrap()
+                    .1
+            }
+        };
+
+        // Burst: the sixth request within a minute is refused and the key suspended.
+        let device_key = issue(Role::Device).await;
+        let card = Credential::Card("nobody".into());
+        for _ in 0..5 {
+            let p = core.authenticate_request(&device_key, None).await.unwrap();
+            core.decide_credential(&p, &card).await.unwrap();
+        }
+        assert_eq!(
+            code(core.authenticate_request(&device_key, None).await),
+            ErrorCode::KeySuspended
+        );
+        assert_eq!(alerts.recv().await.unwrap().rule, "burst");
+
+        // An operator identifying outside its hours.
+        let operator_key = issue(Role::Operator).await;
+        let operator = core
+            .authenticate_request(&operator_key, None)
+            .await
+            .unwrap();
+        assert_eq!(
+            code(core.identify(&operator, photo("obama.jpg")).await),
+            ErrorCode::KeySuspended
+        );
+        assert_eq!(alerts.recv().await.unwrap().rule, "identify_outside_hours");
+        assert_eq!(
+            code(core.authenticate(&operator_key).await),
+            ErrorCode::KeySuspended
+        );
+        // A device key is not bound by operator hours.
+        let gate_key = issue(Role::Device).await;
+        let gate = core.authenticate(&gate_key).await.unwrap();
+        core.identify(&gate, photo("obama.jpg")).await.unwrap();
+
+        // A new network: the first is learnt, a second suspends; after reinstatement it is
+        // known.
+        let kiosk_key = issue(Role::Device).await;
+        let kiosk = core
+            .authenticate_request(&kiosk_key, Some("10.1.2.0/24"))
+            .await
+            .unwrap();
+        core.authenticate_request(&kiosk_key, Some("10.1.2.0/24"))
+            .await
+            .unwrap();
+        assert_eq!(
+            code(
+                core.authenticate_request(&kiosk_key, Some("10.9.9.0/24"))
+                    .await
+            ),
+            ErrorCode::KeySuspended
+        );
+        assert_eq!(alerts.recv().await.unwrap().rule, "new_network");
+        core.reinstate_key(&admin, &kiosk.key).await.unwrap();
+        core.authenticate_request(&kiosk_key, Some("10.9.9.0/24"))
+            .await
+            .unwrap();
+
+        let entries = core.audit_entries(&admin, 0, 1000).await.unwrap();
+        let rules: Vec<String> = entries
+            .iter()
+            .map(|(_, d)| serde_json::from_str::<serde_json::Value>(d).unwrap())
+            .filter(|e| e["action"] == "key.suspend")
+            .map(|e| e["detail"].as_str().unwrap().to_string())
+            .collect();
+        assert_eq!(
+            rules,
+            [
+                "rule=burst role=device",
+                "rule=identify_outside_hours role=operator",
+                "rule=new_network role=device"
+            ]
+        );
+        assert_eq!(
+            consentry_core::network_of("203.0.113.77".parse().unwrap()),
+            "203.0.113.0/24"
+        );
+        assert_eq!(
+            consentry_core::network_of("2001:db8:1:2::9".parse().unwrap()),
+            "2001:db8:1::/48"
+        );
+        assert_eq!(
+            consentry_core::network_of("::ffff:198.51.100.4".parse().unwrap()),
+            "198.51.100.0/24"
+        );
+        db.pool().close().await;
     }
     scratch.finish().await;
 }

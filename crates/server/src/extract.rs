@@ -34,7 +34,20 @@ impl FromRequestParts<AppState> for Auth {
             .ok_or_else(|| {
                 ApiError::new(ErrorCode::Unauthorized, "missing Authorization: Bearer KEY")
             })?;
-        let principal = state.core.authenticate(key.trim()).await?;
+        let network = parts
+            .extensions
+            .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+            .map(|c| consentry_core::network_of(c.0.ip()));
+        let principal = state
+            .core
+            .authenticate_request(key.trim(), network.as_deref())
+            .await?;
+        if !state.limiter.allow(&principal.key, principal.role) {
+            return Err(ApiError::new(
+                ErrorCode::RateLimited,
+                ErrorCode::RateLimited.describe(),
+            ));
+        }
         let request_id = parts
             .extensions
             .get::<RequestId>()

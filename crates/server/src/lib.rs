@@ -21,6 +21,9 @@
 //! - `POST /api/v1/subjects/{id}/credentials` `{"card"}` or `{"pin"}` → `{"id"}`
 //! - `POST /api/v1/access/decide`: a face (image body), `{"card"}` or `{"pin"}` →
 //!   `{"decision", "subject"}`, the same shape for each
+//! - `POST /api/v1/keys` `{"role", "expires_in_days"?, "site"?}` → `{"id", "key"}`;
+//!   `GET /api/v1/keys`; `DELETE /api/v1/keys/{id}` (revoke); `POST /api/v1/keys/{id}/rotate`;
+//!   `POST /api/v1/keys/{id}/reinstate` (admins)
 //! - `GET /api/v1/subjects/{id}/accesses`: who acted on the record, when, for which stated
 //!   purpose (from the audit log)
 //! - `GET /api/v1/tenant/public-keys`: the audit-checkpoint verifier key and the receipt key
@@ -43,19 +46,23 @@ use consentry_core::Core;
 use consentry_types::ErrorCode;
 use serde_json::json;
 
+pub mod alerts;
+pub mod client;
 mod error;
 mod extract;
+mod limits;
 mod metrics;
 mod observe;
 mod openapi;
 mod routes;
 
 pub use error::{ApiError, ErrorResponse};
+pub use limits::{Rate, RateLimits};
 pub use metrics::Metrics;
 pub use observe::REQUEST_ID;
 pub use openapi::ApiDoc;
 
-use routes::{audit, consents, credentials, decisions, faces, subjects};
+use routes::{audit, consents, credentials, decisions, faces, keys, subjects};
 
 /// Largest image body accepted.
 pub const MAX_IMAGE_BYTES: usize = 10 << 20;
@@ -70,6 +77,28 @@ pub struct AppState {
     core: Arc<Core>,
     metrics: Arc<Metrics>,
     timeout: std::time::Duration,
+    limiter: Arc<limits::Limiter>,
+}
+
+/// How a server runs: request time limit, rate limits, where alerts go.
+#[derive(Clone, Debug)]
+pub struct Options {
+    /// How long a request may take.
+    pub timeout: std::time::Duration,
+    /// Per-key rate limits by role.
+    pub rate_limits: RateLimits,
+    /// The alert webhook, if any.
+    pub webhook: Option<alerts::Webhook>,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            timeout: REQUEST_TIMEOUT,
+            rate_limits: RateLimits::default(),
+            webhook: None,
+        }
+    }
 }
 
 /// Builds the router.
@@ -79,10 +108,22 @@ pub fn router(core: Arc<Core>) -> Router {
 
 /// Builds the router with another request time limit.
 pub fn router_with_timeout(core: Arc<Core>, timeout: std::time::Duration) -> Router {
+    router_with(
+        core,
+        &Options {
+            timeout,
+            ..Options::default()
+        },
+    )
+}
+
+/// Builds the router with these options (the webhook is started by [`serve`]).
+pub fn router_with(core: Arc<Core>, options: &Options) -> Router {
     let state = AppState {
         core,
         metrics: Arc::new(Metrics::default()),
-        timeout,
+        timeout: options.timeout,
+        limiter: Arc::new(limits::Limiter::new(options.rate_limits)),
     };
     Router::new()
         .route(
@@ -117,6 +158,10 @@ pub fn router_with_timeout(core: Arc<Core>, timeout: std::time::Duration) -> Rou
         .route("/api/v1/access/decide", post(decisions::decide_access))
         .route("/api/v1/subjects/{id}/accesses", get(audit::accesses))
         .route("/api/v1/tenant/public-keys", get(audit::public_keys))
+        .route("/api/v1/keys", post(keys::create_key).get(keys::list_keys))
+        .route("/api/v1/keys/{id}", delete(keys::revoke_key))
+        .route("/api/v1/keys/{id}/rotate", post(keys::rotate_key))
+        .route("/api/v1/keys/{id}/reinstate", post(keys::reinstate_key))
         .route("/api/v1/audit/checkpoint", get(audit::checkpoint))
         .route("/api/v1/audit/entries", get(audit::entries))
         .route("/api/v1/audit/proof/inclusion", get(audit::inclusion))
@@ -164,6 +209,25 @@ pub async fn shutdown_signal() {
 /// stops accepting connections, lets the requests in flight finish (each bounded by
 /// [`REQUEST_TIMEOUT`]), then closes the database.
 pub async fn serve(core: Arc<Core>, listener: tokio::net::TcpListener) -> std::io::Result<()> {
+    serve_with(core, listener, Options::default()).await
+}
+
+/// [`serve`] with these options: alerts go to the webhook when one is set (else they are
+/// logged), and clients are known by their address for the new-network rule.
+pub async fn serve_with(
+    core: Arc<Core>,
+    listener: tokio::net::TcpListener,
+    options: Options,
+) -> std::io::Result<()> {
+    let alerts = core.subscribe_alerts();
+    let deliver = match options.webhook.clone() {
+        Some(hook) => tokio::spawn(alerts::deliver(
+            hook,
+            alerts,
+            std::time::Duration::from_secs(1),
+        )),
+        None => tokio::spawn(alerts::log_only(alerts)),
+    };
     let sweeper = core.clone();
     let sweep = tokio::spawn(async move {
         let mut tick = tokio::time::interval(std::time::Duration::from_secs(3600));
@@ -176,13 +240,16 @@ pub async fn serve(core: Arc<Core>, listener: tokio::net::TcpListener) -> std::i
             }
         }
     });
-    let served = axum::serve(listener, router(core.clone()))
+    let app = router_with(core.clone(), &options)
+        .into_make_service_with_connect_info::<std::net::SocketAddr>();
+    let served = axum::serve(listener, app)
         .with_graceful_shutdown(async {
             shutdown_signal().await;
             tracing::info!("shutting down: draining requests in flight");
         })
         .await;
     sweep.abort();
+    deliver.abort();
     core.close().await;
     tracing::info!("database closed");
     served

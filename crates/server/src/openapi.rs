@@ -1,6 +1,6 @@
 //! `GET /openapi.json`: generated from the handlers' annotations.
 
-use crate::routes::{audit, consents, credentials, decisions, faces, subjects};
+use crate::routes::{audit, consents, credentials, decisions, faces, keys, subjects};
 use crate::ErrorResponse;
 
 /// The OpenAPI document.
@@ -11,8 +11,9 @@ use crate::ErrorResponse;
         consents::grant_consent, consents::withdraw_consent, faces::enrol_face,
         decisions::verify_face, decisions::identify_face, credentials::add_credential,
         decisions::decide_access, audit::public_keys, audit::checkpoint, audit::entries,
-        audit::inclusion, audit::consistency, audit::accesses),
-    components(schemas(ErrorResponse, consents::ConsentRequest, credentials::CredentialRequest)),
+        audit::inclusion, audit::consistency, audit::accesses, keys::create_key, keys::list_keys,
+        keys::revoke_key, keys::rotate_key, keys::reinstate_key),
+    components(schemas(ErrorResponse, consents::ConsentRequest, credentials::CredentialRequest, keys::NewKeyRequest)),
     modifiers(&BearerAuth)
 )]
 pub struct ApiDoc;

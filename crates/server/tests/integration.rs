@@ -365,3 +365,664 @@ async fn a_request_past_the_time_limit_is_abandoned_with_a_catalogue_code() {
     assert_eq!(body["code"], "request_timeout");
     scratch.finish().await;
 }
+
+async fn call_h(
+    app: &Router,
+    method: &str,
+    uri: &str,
+    headers: &[(&str, &str)],
+    body: Vec<u8>,
+) -> (StatusCode, Value) {
+    let mut req = Request::builder().method(method).uri(uri);
+    for (k, v) in headers {
+        req = req.header(*k, *v);
+    }
+    let resp = app
+        .clone()
+        .oneshot(req.body(Body::from(body)).unwrap())
+        .await
+        .unwrap();
+    let status = resp.status();
+    let bytes = resp.into_body().collect().await.unwrap().to_bytes();
+    (
+        status,
+        serde_json::from_slice(&bytes).unwrap_or(Value::Null),
+    )
+}
+
+/// docs/security.md's role × endpoint table, walked: every endpoint, every role, with the own
+/// tenant's records and with a foreign tenant's key.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_endpoint_allows_exactly_the_roles_in_the_table() {
+    use consentry_core::{KeyRequest, Purpose, Role};
+    let scratch = Scratch::new("server_roles").await;
+    for url in scratch.backends() {
+        let db = Db::open(&url).await.unwrap();
+        let (keys, _) = Keyring::load_or_create(
+            &scratch
+                .dir
+                .join(format!("{}.key", url.starts_with("sqlite"))),
+        )
+        .unwrap();
+        let core = Arc::new(Core::new(db.clone(), engine(), keys).unwrap());
+        let (_, admin_key) = core.bootstrap_tenant("Roles").await.unwrap();
+        let (_, foreign_key) = core.bootstrap_tenant("Foreign").await.unwrap();
+        let admin = core.authenticate(&admin_key).await.unwrap();
+        let mut role_keys = vec![("admin", admin_key.clone())];
+        for (name, role) in [
+            ("operator", Role::Operator),
+            ("device", Role::Device),
+            ("auditor", Role::Auditor),
+        ] {
+            let (_, k) = core
+                .issue_key(&admin, &KeyRequest::role(role))
+                .await
+                .unwrap();
+            role_keys.push((name, k));
+        }
+        let app = consentry_server::router(core.clone());
+
+        // (method, path, content type, body, roles allowed). {s} a fresh subject with an
+        // access consent, {c} its consent, {k} a fresh device key.
+        let pin = std::sync::atomic::AtomicU32::new(100_000);
+        type Spec = (
+            &'static str,
+            &'static str,
+            &'static str,
+            &'static str,
+            &'static [&'static str],
+        );
+        const MANAGE: &[&str] = &["admin", "operator"];
+        const DECIDE: &[&str] = &["admin", "operator", "device"];
+        const ADMIN: &[&str] = &["admin"];
+        const AUDIT: &[&str] = &["admin", "auditor"];
+        const ALL: &[&str] = &["admin", "operator", "device", "auditor"];
+        let table: &[Spec] = &[
+            ("POST", "/api/v1/subjects", "", "", MANAGE),
+            ("GET", "/api/v1/subjects/{s}", "", "", MANAGE),
+            ("DELETE", "/api/v1/subjects/{s}", "", "", MANAGE),
+            (
+                "POST",
+                "/api/v1/subjects/{s}/consents",
+                "application/json",
+                r#"{"purpose":"verification","retention_days":30}"#,
+                MANAGE,
+            ),
+            (
+                "DELETE",
+                "/api/v1/subjects/{s}/consents/{c}",
+                "",
+                "",
+                MANAGE,
+            ),
+            (
+                "POST",
+                "/api/v1/subjects/{s}/faces?purpose=access",
+                "image/jpeg",
+                "obama.jpg",
+                MANAGE,
+            ),
+            (
+                "POST",
+                "/api/v1/subjects/{s}/credentials",
+                "application/json",
+                "PIN",
+                MANAGE,
+            ),
+            (
+                "GET",
+                "/api/v1/subjects/{s}/accesses",
+                "",
+                "",
+                &["admin", "operator", "auditor"],
+            ),
+            (
+                "POST",
+                "/api/v1/verify?subject={s}",
+                "image/jpeg",
+                "obama2.jpg",
+                DECIDE,
+            ),
+            (
+                "POST",
+                "/api/v1/identify",
+                "image/jpeg",
+                "obama2.jpg",
+                DECIDE,
+            ),
+            (
+                "POST",
+                "/api/v1/access/decide",
+                "application/json",
+                r#"{"card":"no-such-card"}"#,
+                DECIDE,
+            ),
+            ("GET", "/api/v1/tenant/public-keys", "", "", ALL),
+            ("GET", "/api/v1/audit/checkpoint", "", "", AUDIT),
+            ("GET", "/api/v1/audit/entries?start=0&end=2", "", "", AUDIT),
+            (
+                "GET",
+                "/api/v1/audit/proof/inclusion?index=0&tree_size=2",
+                "",
+                "",
+                AUDIT,
+            ),
+            (
+                "GET",
+                "/api/v1/audit/proof/consistency?first=1&second=2",
+                "",
+                "",
+                AUDIT,
+            ),
+            (
+                "POST",
+                "/api/v1/keys",
+                "application/json",
+                r#"{"role":"device","site":"gate-1"}"#,
+                ADMIN,
+            ),
+            ("GET", "/api/v1/keys", "", "", ADMIN),
+            ("DELETE", "/api/v1/keys/{k}", "", "", ADMIN),
+            ("POST", "/api/v1/keys/{k}/rotate", "", "", ADMIN),
+            ("POST", "/api/v1/keys/{k}/reinstate", "", "", ADMIN),
+        ];
+        let mut calls = 0;
+        for &(method, path, ct, body, allowed) in table {
+            for (role, key) in role_keys
+                .iter()
+                .map(|(r, k)| (*r, k.as_str()))
+                .chain([("foreign", foreign_key.as_str())])
+            {
+                let s = core.create_subject(&admin).await.unwrap();
+                let receipt = core
+                    .grant_consent(&admin, &s, Purpose::Access, 30)
+                    .await
+                    .unwrap();
+                let (k, _) = core
+                    .issue_key(&admin, &KeyRequest::role(Role::Device))
+                    .await
+                    .unwrap();
+                if path.ends_with("reinstate") {
+                    sqlx::query("UPDATE api_keys SET suspended_at = 1 WHERE id = $1")
+                        .bind(&k)
+                        .execute(db.pool())
+                        .await
+                        .unwrap();
+                }
+                let uri = path
+                    .replace("{s}", &s)
+                    .replace("{c}", &receipt.consent_id)
+                    .replace("{k}", &k);
+                let bytes = match body {
+                    "PIN" => {
+                        let n = pin.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                        format!(r#"{{"pin":"{n}"}}"#).into_bytes()
+                    }
+                    b if b.ends_with(".jpg") => photo(b),
+                    b => b.as_bytes().to_vec(),
+                };
+                let auth = format!("Bearer {key}");
+                let mut headers = vec![
+                    ("authorization", auth.as_str()),
+                    ("x-consentry-purpose", "role walk"),
+                ];
+                if !ct.is_empty() {
+                    headers.push(("content-type", ct));
+                }
+                let (st, v) = call_h(&app, method, &uri, &headers, bytes).await;
+                calls += 1;
+                let what = format!("{role} {method} {path}: {st} {v}");
+                if role == "foreign" {
+                    // Another tenant's admin: the records are not there for it (or, for a
+                    // tenant-wide endpoint, it acts on its own tenant).
+                    let names_a_record = path.contains('{');
+                    if names_a_record && !path.starts_with("/api/v1/verify") {
+                        assert_eq!(
+                            (st, v["code"].as_str()),
+                            (StatusCode::NOT_FOUND, Some("not_found")),
+                            "{what}"
+                        );
+                    } else {
+                        assert!(st.is_success(), "{what}");
+                    }
+                } else if allowed.contains(&role) {
+                    assert!(st.is_success(), "{what}");
+                } else {
+                    assert_eq!(
+                        (st, v["code"].as_str()),
+                        (StatusCode::FORBIDDEN, Some("forbidden")),
+                        "{what}"
+                    );
+                }
+            }
+        }
+        assert_eq!(calls, table.len() * 5);
+    }
+    scratch.finish().await;
+}
+
+/// Keys: issued with a role, expiry and site, listed without secrets, revoked, rotated,
+/// expired, suspended and reinstated, each with its own code.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_key_life_cycle_over_http() {
+    let scratch = Scratch::new("server_keys").await;
+    for url in scratch.backends() {
+        let db = Db::open(&url).await.unwrap();
+        let (keys, _) = Keyring::load_or_create(
+            &scratch
+                .dir
+                .join(format!("{}.key", url.starts_with("sqlite"))),
+        )
+        .unwrap();
+        let core = Arc::new(Core::new(db.clone(), engine(), keys).unwrap());
+        let (_, admin) = core.bootstrap_tenant("Keys").await.unwrap();
+        let app = consentry_server::router(core.clone());
+        let auth = format!("Bearer {admin}");
+        let json = [
+            ("authorization", auth.as_str()),
+            ("content-type", "application/json"),
+        ];
+        let a = [("authorization", auth.as_str())];
+
+        let (st, v) = call_h(
+            &app,
+            "POST",
+            "/api/v1/keys",
+            &json,
+            br#"{"role":"device","expires_in_days":30,"site":"north-gate"}"#.to_vec(),
+        )
+        .await;
+        assert_eq!(st, StatusCode::CREATED, "{v}");
+        let (dev_id, dev_key) = (
+            v["id"].as_str().unwrap().to_string(),
+            v["key"].as_str().unwrap().to_string(),
+        );
+        for bad in [
+            r#"{"role":"root"}"#,
+            r#"{"role":"device","expires_in_days":0}"#,
+            r#"{"role":"operator","site":"x"}"#,
+            r#"{"role":"device","site":"a b"}"#,
+        ] {
+            let (st, v) =
+                call_h(&app, "POST", "/api/v1/keys", &json, bad.as_bytes().to_vec()).await;
+            assert_eq!(
+                (st, v["code"].as_str()),
+                (StatusCode::BAD_REQUEST, Some("invalid_request")),
+                "{bad}"
+            );
+        }
+        let (st, v) = call_h(&app, "GET", "/api/v1/keys", &a, vec![]).await;
+        assert_eq!(st, StatusCode::OK);
+        let listed = v["keys"].as_array().unwrap();
+        assert_eq!(listed.len(), 2);
+        let dev = listed.iter().find(|k| k["id"] == dev_id.as_str()).unwrap();
+        assert_eq!(
+            (
+                dev["role"].as_str(),
+                dev["status"].as_str(),
+                dev["site"].as_str()
+            ),
+            (Some("device"), Some("active"), Some("north-gate"))
+        );
+        assert!(
+            dev["expires_at"].as_i64().unwrap() > dev["created_at"].as_i64().unwrap() + 29 * 86_400
+        );
+        assert!(
+            !v.to_string().contains(&dev_key[3..]),
+            "a listing shows no secret"
+        );
+
+        let dev_auth = format!("Bearer {dev_key}");
+        let d = [
+            ("authorization", dev_auth.as_str()),
+            ("content-type", "application/json"),
+        ];
+        let decide = br#"{"card":"none"}"#.to_vec();
+        assert_eq!(
+            call_h(&app, "POST", "/api/v1/access/decide", &d, decide.clone())
+                .await
+                .0,
+            StatusCode::OK
+        );
+
+        // Suspended (as the abuse rules do), then reinstated by the admin.
+        sqlx::query(
+            "UPDATE api_keys SET suspended_at = 1, suspended_reason = 'test' WHERE id = $1",
+        )
+        .bind(&dev_id)
+        .execute(db.pool())
+        .await
+        .unwrap();
+        let (st, v) = call_h(&app, "POST", "/api/v1/access/decide", &d, decide.clone()).await;
+        assert_eq!(
+            (st, v["code"].as_str()),
+            (StatusCode::FORBIDDEN, Some("key_suspended"))
+        );
+        let reinstate = format!("/api/v1/keys/{dev_id}/reinstate");
+        assert_eq!(
+            call_h(&app, "POST", &reinstate, &a, vec![]).await.0,
+            StatusCode::NO_CONTENT
+        );
+        assert_eq!(
+            call_h(&app, "POST", &reinstate, &a, vec![]).await.0,
+            StatusCode::NOT_FOUND
+        );
+        assert_eq!(
+            call_h(&app, "POST", "/api/v1/access/decide", &d, decide.clone())
+                .await
+                .0,
+            StatusCode::OK
+        );
+
+        // Rotated: the old key is revoked, the new one has the same role and site.
+        let (st, v) = call_h(
+            &app,
+            "POST",
+            &format!("/api/v1/keys/{dev_id}/rotate"),
+            &a,
+            vec![],
+        )
+        .await;
+        assert_eq!(st, StatusCode::CREATED);
+        let (new_id, new_key) = (
+            v["id"].as_str().unwrap().to_string(),
+            v["key"].as_str().unwrap().to_string(),
+        );
+        let (st, v) = call_h(&app, "POST", "/api/v1/access/decide", &d, decide.clone()).await;
+        assert_eq!(
+            (st, v["code"].as_str()),
+            (StatusCode::UNAUTHORIZED, Some("key_revoked"))
+        );
+        let new_auth = format!("Bearer {new_key}");
+        let n = [
+            ("authorization", new_auth.as_str()),
+            ("content-type", "application/json"),
+        ];
+        assert_eq!(
+            call_h(&app, "POST", "/api/v1/access/decide", &n, decide.clone())
+                .await
+                .0,
+            StatusCode::OK
+        );
+        let (_, v) = call_h(&app, "GET", "/api/v1/keys", &a, vec![]).await;
+        let rotated = v["keys"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|k| k["id"] == new_id.as_str())
+            .unwrap()
+            .clone();
+        assert_eq!(
+            (rotated["site"].as_str(), rotated["role"].as_str()),
+            (Some("north-gate"), Some("device"))
+        );
+
+        // Expired.
+        sqlx::query("UPDATE api_keys SET expires_at = 1 WHERE id = $1")
+            .bind(&new_id)
+            .execute(db.pool())
+            .await
+            .unwrap();
+        let (st, v) = call_h(&app, "POST", "/api/v1/access/decide", &n, decide.clone()).await;
+        assert_eq!(
+            (st, v["code"].as_str()),
+            (StatusCode::UNAUTHORIZED, Some("key_expired"))
+        );
+
+        // Revoked; a key cannot revoke itself; revoking twice is not_found.
+        let (st, v) = call_h(
+            &app,
+            "POST",
+            "/api/v1/keys",
+            &json,
+            br#"{"role":"auditor"}"#.to_vec(),
+        )
+        .await;
+        assert_eq!(st, StatusCode::CREATED);
+        let aud_id = v["id"].as_str().unwrap().to_string();
+        assert_eq!(
+            call_h(
+                &app,
+                "DELETE",
+                &format!("/api/v1/keys/{aud_id}"),
+                &a,
+                vec![]
+            )
+            .await
+            .0,
+            StatusCode::NO_CONTENT
+        );
+        assert_eq!(
+            call_h(
+                &app,
+                "DELETE",
+                &format!("/api/v1/keys/{aud_id}"),
+                &a,
+                vec![]
+            )
+            .await
+            .0,
+            StatusCode::NOT_FOUND
+        );
+        let me = core.authenticate(&admin).await.unwrap().key;
+        let (st, v) = call_h(&app, "DELETE", &format!("/api/v1/keys/{me}"), &a, vec![]).await;
+        assert_eq!(
+            (st, v["code"].as_str()),
+            (StatusCode::BAD_REQUEST, Some("invalid_request"))
+        );
+
+        // Each change is in the log, attributed to the admin.
+        let p = core.authenticate(&admin).await.unwrap();
+        let n = core.audit_entries(&p, 0, 100).await.unwrap();
+        let actions: Vec<String> = n
+            .iter()
+            .map(|(_, d)| {
+                serde_json::from_str::<Value>(d).unwrap()["action"]
+                    .as_str()
+                    .unwrap()
+                    .to_string()
+            })
+            .filter(|a| a.starts_with("key."))
+            .collect();
+        assert_eq!(
+            actions,
+            [
+                "key.create",
+                "key.create",
+                "key.reinstate",
+                "key.rotate",
+                "key.create",
+                "key.revoke"
+            ]
+        );
+        db.pool().close().await;
+    }
+    scratch.finish().await;
+}
+
+/// The "sold login": an operator key that reads a record now and then starts reading many
+/// distinct people's records. It is suspended within 50 requests, every request before the
+/// suspension is in the log, every one after it gets `key_suspended`, and the signed alert
+/// reaches the webhook. Only an admin reinstates it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sold_operator_login_is_suspended_logged_and_alerted() {
+    use consentry_core::{KeyRequest, Role};
+    use consentry_server::alerts::{deliver, signature, Webhook};
+
+    // The receiver: records each delivery; fails the first one, to exercise the retry.
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<(String, String, Vec<u8>)>();
+    let seen = Arc::new(std::sync::atomic::AtomicU32::new(0));
+    let receiver = Router::new().route(
+        "/alerts",
+        axum::routing::post({
+            let seen = seen.clone();
+            move |headers: axum::http::HeaderMap, body: axum::body::Bytes| {
+                let tx = tx.clone();
+                let seen = seen.clone();
+                async move {
+                    if seen.fetch_add(1, std::sync::atomic::Ordering::SeqCst) == 0 {
+                        return StatusCode::SERVICE_UNAVAILABLE;
+                    }
+                    let h = |n: &str| {
+                        headers
+                            .get(n)
+                            .and_then(|v| v.to_str().ok())
+                            .unwrap_or("")
+                            .to_string()
+                    };
+                    let _ = tx.send((
+                        h("x-consentry-timestamp"),
+                        h("x-consentry-signature"),
+                        body.to_vec(),
+                    ));
+                    StatusCode::NO_CONTENT
+                }
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let hook_addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, receiver).await });
+
+    let scratch = Scratch::new("server_abuse").await;
+    for url in scratch.backends() {
+        let db = Db::open(&url).await.unwrap();
+        let (keys, _) = Keyring::load_or_create(
+            &scratch
+                .dir
+                .join(format!("{}.key", url.starts_with("sqlite"))),
+        )
+        .unwrap();
+        let core = Arc::new(Core::new(db.clone(), engine(), keys).unwrap());
+        let secret = b"a webhook secret of some length".to_vec();
+        let hook = Webhook {
+            target: consentry_server::client::Target::parse(&format!("http://{hook_addr}/alerts"))
+                .unwrap(),
+            secret: zeroize::Zeroizing::new(secret.clone()),
+        };
+        tokio::spawn(deliver(
+            hook,
+            core.subscribe_alerts(),
+            std::time::Duration::from_millis(20),
+        ));
+        let (_, admin_key) = core.bootstrap_tenant("Sold").await.unwrap();
+        let admin = core.authenticate(&admin_key).await.unwrap();
+        let (op_id, op_key) = core
+            .issue_key(&admin, &KeyRequest::role(Role::Operator))
+            .await
+            .unwrap();
+        let mut people = Vec::new();
+        for _ in 0..60 {
+            people.push(core.create_subject(&admin).await.unwrap());
+        }
+        let app = consentry_server::router(core.clone());
+        let auth = format!("Bearer {op_key}");
+        let h = [
+            ("authorization", auth.as_str()),
+            ("x-consentry-purpose", "routine check"),
+        ];
+
+        let mut served = 0;
+        let mut suspended_at = None;
+        for (i, person) in people.iter().enumerate().take(50) {
+            let (st, v) = call_h(
+                &app,
+                "GET",
+                &format!("/api/v1/subjects/{person}"),
+                &h,
+                vec![],
+            )
+            .await;
+            if st == StatusCode::OK {
+                assert!(
+                    suspended_at.is_none(),
+                    "a request after the suspension was served"
+                );
+                served += 1;
+            } else {
+                assert_eq!(
+                    (st, v["code"].as_str()),
+                    (StatusCode::FORBIDDEN, Some("key_suspended")),
+                    "{v}"
+                );
+                suspended_at.get_or_insert(i);
+            }
+        }
+        let first_refused = suspended_at.expect("suspended within 50 requests");
+        assert_eq!(
+            first_refused, 20,
+            "the floor is 20 distinct records an hour"
+        );
+
+        // Every served request is in the log, then the suspension by the rules.
+        let auditor_p = core.authenticate(&admin_key).await.unwrap();
+        let entries = core.audit_entries(&auditor_p, 0, 1000).await.unwrap();
+        let parsed: Vec<Value> = entries
+            .iter()
+            .map(|(_, d)| serde_json::from_str(d).unwrap())
+            .collect();
+        let reads = parsed
+            .iter()
+            .filter(|e| e["action"] == "subject.read" && e["actor"]["key"] == op_id.as_str())
+            .count();
+        assert_eq!(reads, served);
+        let last = parsed.last().unwrap();
+        assert_eq!(
+            (last["action"].as_str(), last["target"].as_str()),
+            (Some("key.suspend"), Some(op_id.as_str()))
+        );
+        assert_eq!(last["actor"]["key"], "abuse-rules");
+        assert!(last["detail"]
+            .as_str()
+            .unwrap()
+            .contains("rule=many_subjects_read"));
+
+        // The alert, after one failed delivery, signed with the shared secret.
+        let (ts, sig, body) = tokio::time::timeout(std::time::Duration::from_secs(10), rx.recv())
+            .await
+            .expect("the alert arrives")
+            .unwrap();
+        assert_eq!(sig, signature(&secret, &ts, &body));
+        let alert: Value = serde_json::from_slice(&body).unwrap();
+        assert_eq!(
+            (alert["rule"].as_str(), alert["key"].as_str()),
+            (Some("many_subjects_read"), Some(op_id.as_str()))
+        );
+        assert_eq!(
+            alert["audit_index"].as_u64(),
+            Some(entries.len() as u64 - 1)
+        );
+
+        // The operator cannot lift it; an admin can, and the key works again.
+        let (st, v) = call_h(
+            &app,
+            "POST",
+            &format!("/api/v1/keys/{op_id}/reinstate"),
+            &h,
+            vec![],
+        )
+        .await;
+        assert_eq!(v["code"], "key_suspended", "{st}");
+        let ah = format!("Bearer {admin_key}");
+        let (st, _) = call_h(
+            &app,
+            "POST",
+            &format!("/api/v1/keys/{op_id}/reinstate"),
+            &[("authorization", ah.as_str())],
+            vec![],
+        )
+        .await;
+        assert_eq!(st, StatusCode::NO_CONTENT);
+        let (st, _) = call_h(
+            &app,
+            "GET",
+            &format!("/api/v1/subjects/{}", people[55]),
+            &h,
+            vec![],
+        )
+        .await;
+        assert_eq!(st, StatusCode::OK);
+        db.pool().close().await;
+    }
+    scratch.finish().await;
+}

@@ -69,6 +69,13 @@ catalogue! {
     InvalidRequest => ("invalid_request", Input, 400),
     /// No API key, or one that is unknown, expired or revoked.
     Unauthorized => ("unauthorized", Input, 401),
+    /// The API key has passed its expiry date.
+    KeyExpired => ("key_expired", Input, 401),
+    /// The API key was revoked by an admin (revocation is final; ask for a new key).
+    KeyRevoked => ("key_revoked", Input, 401),
+    /// The API key was suspended for unusual use (the audit log says which rule); only an
+    /// admin can reinstate it.
+    KeySuspended => ("key_suspended", Input, 403),
     /// The API key's role may not do this.
     Forbidden => ("forbidden", Input, 403),
     /// No such record in the caller's tenant (the same answer whether it exists elsewhere).
@@ -79,6 +86,8 @@ catalogue! {
     ConsentRequired => ("consent_required", Input, 403),
     /// Too many failed card or PIN attempts from this key (or this tenant) lately; wait.
     TooManyAttempts => ("too_many_attempts", Input, 429),
+    /// This key sent more requests than its role's rate limit allows; slow down.
+    RateLimited => ("rate_limited", Input, 429),
     /// The request took longer than the server's limit and was abandoned (nothing was written).
     RequestTimeout => ("request_timeout", Setup, 503),
     /// Reading a person's record needs a stated purpose (`X-Consentry-Purpose`), recorded in

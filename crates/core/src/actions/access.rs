@@ -74,6 +74,7 @@ impl Core {
         };
         drop(c);
         let mut tx = self.db.begin_write().await?;
+        let mut alert = None;
         if subject.is_none() {
             store::credential_failures::record(&mut tx, &p.tenant, &p.key, t, since).await?;
         }
@@ -84,7 +85,14 @@ impl Core {
             detail: Some(format!("by={}", credential.kind())),
         };
         audit::record(&mut tx, p, r).await?;
+        if subject.is_none() {
+            // The decision first, then (when this failure reached the limit) the suspension.
+            alert = self.check_credential_failures(&mut tx, p).await?;
+        }
         tx.commit().await?;
+        if let Some(a) = alert {
+            self.send_alert(a);
+        }
         Ok(Identification {
             allow: subject.is_some(),
             subject,

@@ -20,6 +20,7 @@ impl Core {
         image: Vec<u8>,
     ) -> Result<Identification, CoreError> {
         p.require(&[Role::Admin, Role::Operator, Role::Device])?;
+        self.check_identify_hours(p).await?;
         let probe = self.probe(&p.tenant, image).await?;
         let threshold = self.engine.default_threshold();
         let gallery = self.current_gallery(&p.tenant).await?;

@@ -6,7 +6,7 @@ pub(crate) mod access;
 mod consents;
 mod enrolment;
 mod identification;
-mod keys;
+pub(crate) mod keys;
 mod retention;
 mod subjects;
 mod tenants;

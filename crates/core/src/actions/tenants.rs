@@ -1,6 +1,6 @@
 //! Tenants: bootstrap and recovery.
 
-use crate::actions::keys::{insert_key, new_key};
+use crate::actions::keys::{insert_key, new_key, KeyRequest};
 use crate::audit::{self, Record, System};
 use crate::core::{new_id, now};
 use crate::store;
@@ -23,7 +23,7 @@ impl Core {
             return Err(CoreError::AlreadyExists("a tenant with that name"));
         }
         store::tenants::insert(&mut tx, &tenant, name, &self.keys.kek(&tenant).id(), now()).await?;
-        let id = insert_key(&mut tx, &tenant, Role::Admin, &key).await?;
+        let id = insert_key(&mut tx, &tenant, &KeyRequest::role(Role::Admin), &key).await?;
         let r = Record::ok("tenant.create", Some(&tenant));
         audit::record_system(&mut tx, &tenant, System::Cli, r).await?;
         let r = Record::ok("key.create", Some(&id)).detail("role=admin".into());
@@ -48,7 +48,7 @@ impl Core {
         };
         let key = new_key();
         let mut tx = self.db.begin_write().await?;
-        let id = insert_key(&mut tx, &tenant, Role::Admin, &key).await?;
+        let id = insert_key(&mut tx, &tenant, &KeyRequest::role(Role::Admin), &key).await?;
         let r = Record::ok("key.create", Some(&id)).detail("role=admin".into());
         audit::record_system(&mut tx, &tenant, System::Cli, r).await?;
         tx.commit().await?;

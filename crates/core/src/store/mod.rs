@@ -7,6 +7,7 @@
 //! Functions take a connection (`&mut *tx` inside a transaction, or a pooled connection for a
 //! plain read), so an action decides what one transaction holds.
 
+pub(crate) mod abuse;
 pub(crate) mod audit;
 pub(crate) mod consents;
 pub(crate) mod credential_failures;

@@ -37,3 +37,14 @@ ALTER TABLE api_keys ADD CONSTRAINT api_keys_role_check
 ALTER TABLE api_keys ADD COLUMN site TEXT;
 ALTER TABLE api_keys ADD COLUMN suspended_at BIGINT;
 ALTER TABLE api_keys ADD COLUMN suspended_reason TEXT;
+ALTER TABLE api_keys ADD COLUMN reinstated_at BIGINT;
+
+-- The networks (IPv4 /24, IPv6 /48) each key was used from: a key used from a new one is
+-- suspended until an admin reinstates it (its new network is then known).
+CREATE TABLE key_networks (
+    tenant_id TEXT NOT NULL,
+    key_id TEXT NOT NULL,
+    network TEXT NOT NULL,
+    first_seen BIGINT NOT NULL,
+    PRIMARY KEY (tenant_id, key_id, network)
+);

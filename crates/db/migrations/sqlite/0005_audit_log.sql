@@ -42,9 +42,20 @@ CREATE TABLE api_keys_new (
     revoked_at BIGINT,
     site TEXT,
     suspended_at BIGINT,
-    suspended_reason TEXT
+    suspended_reason TEXT,
+    reinstated_at BIGINT
 );
 INSERT INTO api_keys_new (id, tenant_id, role, key_hash, created_at, expires_at, revoked_at)
     SELECT id, tenant_id, role, key_hash, created_at, expires_at, revoked_at FROM api_keys;
 DROP TABLE api_keys;
 ALTER TABLE api_keys_new RENAME TO api_keys;
+
+-- The networks (IPv4 /24, IPv6 /48) each key was used from: a key used from a new one is
+-- suspended until an admin reinstates it (its new network is then known).
+CREATE TABLE key_networks (
+    tenant_id TEXT NOT NULL,
+    key_id TEXT NOT NULL,
+    network TEXT NOT NULL,
+    first_seen BIGINT NOT NULL,
+    PRIMARY KEY (tenant_id, key_id, network)
+);

@@ -6,4 +6,5 @@ pub(crate) mod consents;
 pub(crate) mod credentials;
 pub(crate) mod decisions;
 pub(crate) mod faces;
+pub(crate) mod keys;
 pub(crate) mod subjects;
