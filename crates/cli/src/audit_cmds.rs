@@ -9,12 +9,11 @@ use std::path::PathBuf;
 use clap::{Args, Subcommand};
 use consentry_audit::verify::{self, Log, MemoryLog, Report};
 use consentry_audit::{hash_from_base64, Hash, VerifierKey};
-use consentry_types::{ErrorBody, ErrorCode};
+use consentry_types::ErrorCode;
 use serde::{Deserialize, Serialize};
-use zeroize::Zeroizing;
 
+use crate::remote::{bad, unreachable, Remote, ServerArgs};
 use crate::Failure;
-use consentry_server::client::Server;
 
 /// `consentry audit`.
 #[derive(Subcommand)]
@@ -36,17 +35,6 @@ impl AuditCommand {
             AuditCommand::Verify(a) => a.json,
         }
     }
-}
-
-/// Which server, and the key to read its log with.
-#[derive(Args, Clone)]
-pub struct ServerArgs {
-    /// The server, e.g. http://127.0.0.1:8080.
-    #[arg(long, env = "CONSENTRY_SERVER")]
-    server: Option<String>,
-    /// An admin or auditor key of the tenant whose log to read.
-    #[arg(long, env = "CONSENTRY_API_KEY", hide_env_values = true)]
-    key: Option<String>,
 }
 
 /// `consentry audit checkpoint`.
@@ -117,55 +105,16 @@ struct ExportEntry {
 const CHECKPOINT_FORMAT: &str = "consentry-audit-checkpoint-v1";
 const EXPORT_FORMAT: &str = "consentry-audit-export-v1";
 
-fn bad(message: impl Into<String>) -> Failure {
-    Failure {
-        code: ErrorCode::InvalidRequest,
-        message: message.into(),
-    }
-}
-
-fn unreachable(message: impl Into<String>) -> Failure {
-    Failure {
-        code: ErrorCode::StorageUnavailable,
-        message: message.into(),
-    }
-}
-
 /// A server's log, read through the API.
-struct ServerLog(Server);
+struct ServerLog(Remote);
 
 impl ServerLog {
     fn open(a: &ServerArgs) -> Result<ServerLog, Failure> {
-        let url = a
-            .server
-            .as_deref()
-            .ok_or_else(|| bad("--server URL is required (or CONSENTRY_SERVER)"))?;
-        let key = a
-            .key
-            .clone()
-            .map(Zeroizing::new)
-            .ok_or_else(|| bad("--key KEY is required (or CONSENTRY_API_KEY)"))?;
-        Server::new(url, key).map(ServerLog).map_err(bad)
-    }
-
-    /// GETs a path; a non-2xx answer becomes its error code and message.
-    fn get(&self, path: &str) -> Result<Vec<u8>, Failure> {
-        let (status, body) = self.0.get(path).map_err(unreachable)?;
-        if (200..300).contains(&status) {
-            return Ok(body.to_vec());
-        }
-        Err(match serde_json::from_slice::<ErrorBody>(&body) {
-            Ok(e) => Failure {
-                code: e.code,
-                message: format!("the server answered {status}: {}", e.message),
-            },
-            Err(_) => unreachable(format!("the server answered {status}")),
-        })
+        Remote::open(a).map(ServerLog)
     }
 
     fn json(&self, path: &str) -> Result<serde_json::Value, Failure> {
-        serde_json::from_slice(&self.get(path)?)
-            .map_err(|e| unreachable(format!("{path}: not JSON: {e}")))
+        self.0.json(path)
     }
 
     fn verifier_key(&self) -> Result<String, Failure> {
@@ -177,7 +126,7 @@ impl ServerLog {
     }
 
     fn note(&self) -> Result<String, Failure> {
-        String::from_utf8(self.get("/api/v1/audit/checkpoint")?)
+        String::from_utf8(self.0.get("/api/v1/audit/checkpoint")?)
             .map_err(|_| unreachable("the checkpoint is not text"))
     }
 

@@ -196,6 +196,12 @@ pub enum BenchCommand {
     Search(SearchArgs),
     /// Write synthetic gallery and query matrices (clustered like face embeddings, or random).
     Gen(GenArgs),
+    /// The audit log: append time, inclusion and consistency proofs at a given log size, and
+    /// (with --probe) the append's share of a verification.
+    Audit(crate::bench_audit::AuditBenchArgs),
+    /// Passes: size in characters, QR version at error correction M, issue and verify time,
+    /// and the time to read one back from a PNG of its QR code.
+    Pass(PassBenchArgs),
 }
 
 impl BenchCommand {
@@ -205,6 +211,8 @@ impl BenchCommand {
             BenchCommand::Pipeline(a) => a.json,
             BenchCommand::Search(a) => a.json,
             BenchCommand::Gen(_) => false,
+            BenchCommand::Audit(a) => a.json,
+            BenchCommand::Pass(a) => a.json,
         }
     }
 }
@@ -304,7 +312,7 @@ pub struct PipelineArgs {
     pub json: bool,
 }
 
-fn median(v: &mut [f64]) -> f64 {
+pub(crate) fn median(v: &mut [f64]) -> f64 {
     v.sort_by(f64::total_cmp);
     if v.is_empty() {
         0.0
@@ -313,7 +321,7 @@ fn median(v: &mut [f64]) -> f64 {
     }
 }
 
-fn percentile(v: &mut [f64], p: f64) -> f64 {
+pub(crate) fn percentile(v: &mut [f64], p: f64) -> f64 {
     v.sort_by(f64::total_cmp);
     let i = ((v.len() as f64 - 1.0) * p).round() as usize;
     v.get(i).copied().unwrap_or(0.0)
@@ -367,6 +375,101 @@ pub fn pipeline(engine: &FaceEngine, a: &PipelineArgs) -> Result<(), Failure> {
             "align": median(&mut ali), "embed": median(&mut emb),
         },
         "flip": engine.flip(),
+    });
+    if a.json {
+        println!("{result}");
+    } else {
+        println!("{result:#}");
+    }
+    Ok(())
+}
+
+/// `consentry bench pass`.
+#[derive(Args)]
+pub struct PassBenchArgs {
+    /// Passes timed.
+    #[arg(long, default_value_t = 2000)]
+    n: usize,
+    /// Print JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Pass size and speed, on passes shaped like the server's (a tenant-long issuer, a 32-digit
+/// pseudonym, a site name).
+pub fn pass(a: &PassBenchArgs) -> Result<(), Failure> {
+    use consentry_pass::{issue, pseudonym, qr, verify, Check, PassClaims, TrustList};
+    let fail = |e: consentry_pass::PassError| Failure {
+        code: consentry_types::HasErrorCode::code(&e),
+        message: e.to_string(),
+    };
+    let key = ed25519_dalek::SigningKey::from_bytes(&[7; 32]);
+    let issuer = format!("consentry/{}", "0123456789abcdef".repeat(2));
+    let trust = TrustList::new(&issuer, &[key.verifying_key()]);
+    let now = 1_800_000_000;
+    let claims = |i: usize| PassClaims {
+        issuer: issuer.clone(),
+        subject: pseudonym(&[3; 32], &format!("subject-{i}"), "site-12"),
+        verifier: "site-12".into(),
+        access: "site-12".into(),
+        issued_at: now,
+        not_before: now,
+        expires_at: now + 30 * 86_400,
+        pass_id: format!("{i:032x}"),
+    };
+    let n = a.n.max(1);
+    let (mut issue_us, mut verify_us, mut chars) = (Vec::new(), Vec::new(), Vec::new());
+    let mut passes = Vec::with_capacity(n);
+    for i in 0..n {
+        let t = Instant::now();
+        let p = issue(&claims(i), &key).map_err(fail)?;
+        issue_us.push(t.elapsed().as_secs_f64() * 1e6);
+        chars.push(p.len() as f64);
+        passes.push(p);
+    }
+    let check = Check {
+        now,
+        verifier: Some("site-12"),
+        revocations: None,
+        max_list_age: 0,
+    };
+    for p in &passes {
+        let t = Instant::now();
+        verify(p, &trust, &check).map_err(fail)?;
+        verify_us.push(t.elapsed().as_secs_f64() * 1e6);
+    }
+    let versions: Vec<i16> = passes
+        .iter()
+        .take(50)
+        .map(|p| qr::version(p))
+        .collect::<Result<_, _>>()
+        .map_err(fail)?;
+    let png = qr::png(&passes[0], 4).map_err(fail)?;
+    let mut read_ms = Vec::new();
+    for _ in 0..20 {
+        let t = Instant::now();
+        let found = qr::read(&png).map_err(|e| Failure {
+            code: ErrorCode::Internal,
+            message: e.to_string(),
+        })?;
+        read_ms.push(t.elapsed().as_secs_f64() * 1e3);
+        if found.first() != passes.first() {
+            return Err(Failure {
+                code: ErrorCode::Internal,
+                message: "the QR code read back differs".into(),
+            });
+        }
+    }
+    let result = json!({
+        "passes": n,
+        "chars_median": median(&mut chars),
+        "chars_max": chars.iter().copied().fold(0.0, f64::max),
+        "qr_version_ec_m": {"min": versions.iter().min(), "max": versions.iter().max()},
+        "issue_us_median": median(&mut issue_us),
+        "verify_us_median": median(&mut verify_us),
+        "verify_us_p99": percentile(&mut verify_us, 0.99),
+        "qr_png_bytes": png.len(),
+        "qr_read_ms_median": median(&mut read_ms),
     });
     if a.json {
         println!("{result}");

@@ -7,9 +7,12 @@
 #![forbid(unsafe_code)]
 
 mod audit_cmds;
+mod bench_audit;
 mod bench_cmds;
 mod face_cmds;
+mod pass_cmds;
 mod plot;
+mod remote;
 mod server_cmds;
 
 use std::path::PathBuf;
@@ -85,6 +88,9 @@ enum Command {
     /// The audit log: save checkpoints, export, verify offline.
     #[command(subcommand)]
     Audit(audit_cmds::AuditCommand),
+    /// Passes: issue, save the trust and revocation lists, verify offline.
+    #[command(subcommand)]
+    Pass(pass_cmds::PassCommand),
 }
 
 impl EngineArgs {
@@ -167,6 +173,7 @@ fn main() -> ExitCode {
         Command::Serve(_) => false,
         Command::Admin(server_cmds::AdminCommand::Bootstrap(a)) => a.json,
         Command::Audit(a) => a.json(),
+        Command::Pass(a) => a.json(),
     };
     let with_engine = |f: &dyn Fn(&FaceEngine) -> Result<(), Failure>| {
         cli.engine
@@ -185,6 +192,9 @@ fn main() -> ExitCode {
         }
         Command::Bench(bench_cmds::BenchCommand::Search(a)) => bench_cmds::search(a),
         Command::Bench(bench_cmds::BenchCommand::Gen(a)) => bench_cmds::gen(a),
+        Command::Bench(bench_cmds::BenchCommand::Audit(a)) => bench_audit::audit(&cli.engine, a),
+        Command::Bench(bench_cmds::BenchCommand::Pass(a)) => bench_cmds::pass(a),
+        Command::Pass(a) => pass_cmds::run(a),
         Command::Serve(a) => server_cmds::serve(&cli.engine, a),
         Command::Admin(a) => server_cmds::admin(&cli.engine, a),
         Command::Audit(a) => match audit_cmds::run(a) {

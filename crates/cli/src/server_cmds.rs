@@ -17,7 +17,7 @@ use crate::{EngineArgs, Failure};
 pub struct StoreArgs {
     /// Database URL: sqlite://PATH (created on first start) or postgres://…
     #[arg(long, env = "CONSENTRY_DB", default_value = "sqlite://consentry.db")]
-    db: String,
+    pub(crate) db: String,
     /// The root key file (64 hex digits). Default: beside a SQLite database as `<db>.key`,
     /// else `consentry.key`. CONSENTRY_ROOT_KEY (hex) takes precedence over any file.
     #[arg(long, env = "CONSENTRY_KEY_FILE")]
@@ -53,6 +53,11 @@ pub struct ServeArgs {
     /// used from before.
     #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
     new_network_rule: bool,
+    /// Actions one key may make in a minute before the burst rule suspends it, at least (or
+    /// ten times its average per minute over the last day, when that is more). Load tests
+    /// raise it together with --rate-limit.
+    #[arg(long, default_value_t = consentry_core::AbuseRules::default().burst_floor)]
+    burst_floor: i64,
     /// Log level on stderr: off, error, warn, info (one line per request: request id, route
     /// template, status, duration; never ids, keys or images) or debug.
     #[arg(long, env = "CONSENTRY_LOG", default_value = "info")]
@@ -79,14 +84,14 @@ pub struct BootstrapArgs {
     pub json: bool,
 }
 
-fn fail(e: impl HasErrorCode + std::fmt::Display) -> Failure {
+pub(crate) fn fail(e: impl HasErrorCode + std::fmt::Display) -> Failure {
     Failure {
         code: e.code(),
         message: e.to_string(),
     }
 }
 
-fn runtime() -> Result<tokio::runtime::Runtime, Failure> {
+pub(crate) fn runtime() -> Result<tokio::runtime::Runtime, Failure> {
     tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -96,7 +101,7 @@ fn runtime() -> Result<tokio::runtime::Runtime, Failure> {
         })
 }
 
-async fn open(store: &StoreArgs, engine: &EngineArgs) -> Result<Core, Failure> {
+pub(crate) async fn open(store: &StoreArgs, engine: &EngineArgs) -> Result<Core, Failure> {
     let db = Db::open(&store.db).await.map_err(fail)?;
     // The variable's value is the root key: our copy is wiped after use (the process's
     // environment block keeps its own until exit; prefer the key file, mode 0600).
@@ -134,6 +139,7 @@ pub fn serve(engine: &EngineArgs, a: &ServeArgs) -> Result<(), Failure> {
     let rules = consentry_core::AbuseRules {
         operator_hours: a.operator_hours.as_deref().map(parse_hours).transpose()?,
         new_network: a.new_network_rule,
+        burst_floor: a.burst_floor.max(1),
         ..consentry_core::AbuseRules::default()
     };
     runtime()?.block_on(async {

@@ -2,126 +2,12 @@
 //! `consentry audit checkpoint / export / verify`, and edits made directly in the database.
 #![allow(clippy::expect_used, clippy::unwrap_used, clippy::panic)]
 
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::TcpStream;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
-
 use consentry_db::Db;
 use consentry_testkit::Scratch;
 use serde_json::Value;
 
-fn assets() -> PathBuf {
-    match std::env::var_os("CONSENTRY_ASSETS") {
-        Some(d) => PathBuf::from(d),
-        None => {
-            PathBuf::from(std::env::var("HOME").unwrap_or_default()).join(".cache/consentry/assets")
-        }
-    }
-}
-
-fn consentry(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_consentry"))
-        .args(args)
-        .env("CONSENTRY_ASSETS", assets())
-        .env_remove("CONSENTRY_ROOT_KEY")
-        .output()
-        .expect("run consentry")
-}
-
-/// A running `consentry serve`, killed when dropped.
-struct Server {
-    child: Child,
-    addr: String,
-}
-
-impl Server {
-    fn start(db: &str, key_file: &Path) -> Server {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_consentry"))
-            .args([
-                "serve",
-                "--db",
-                db,
-                "--listen",
-                "127.0.0.1:0",
-                "--log",
-                "off",
-            ])
-            .arg("--key-file")
-            .arg(key_file)
-            .env("CONSENTRY_ASSETS", assets())
-            .env_remove("CONSENTRY_ROOT_KEY")
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("start consentry serve");
-        let stdout = child.stdout.take().unwrap();
-        let mut lines = BufReader::new(stdout).lines();
-        let addr = loop {
-            let line = lines
-                .next()
-                .expect("the server exited before listening")
-                .unwrap();
-            if let Some(rest) = line.split("listening on http://").nth(1) {
-                break rest.split_whitespace().next().unwrap().to_string();
-            }
-        };
-        Server { child, addr }
-    }
-
-    fn url(&self) -> String {
-        format!("http://{}", self.addr)
-    }
-
-    /// One request; the status and the JSON body (Null when empty or not JSON).
-    fn call(&self, method: &str, path: &str, key: &str, purpose: Option<&str>) -> (u16, Value) {
-        let mut s = TcpStream::connect(&self.addr).unwrap();
-        let purpose = purpose.map_or(String::new(), |p| format!("X-Consentry-Purpose: {p}\r\n"));
-        write!(
-            s,
-            "{method} {path} HTTP/1.1\r\nHost: {}\r\nAuthorization: Bearer {key}\r\n{purpose}Content-Length: 0\r\nConnection: close\r\n\r\n",
-            self.addr
-        )
-        .unwrap();
-        let mut raw = String::new();
-        s.read_to_string(&mut raw).unwrap();
-        let status = raw
-            .split_whitespace()
-            .nth(1)
-            .and_then(|c| c.parse().ok())
-            .unwrap();
-        let body = raw.split_once("\r\n\r\n").map_or("", |(_, b)| b);
-        (status, serde_json::from_str(body).unwrap_or(Value::Null))
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn bootstrap(db: &str, key_file: &Path, tenant: &str) -> String {
-    let out = consentry(&[
-        "admin",
-        "bootstrap",
-        "--db",
-        db,
-        "--key-file",
-        key_file.to_str().unwrap(),
-        "--tenant",
-        tenant,
-        "--json",
-    ]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
-    v["admin_key"].as_str().unwrap().to_string()
-}
+mod common;
+use common::{bootstrap, consentry, Server};
 
 fn audit(args: &[&str], server: &Server, key: &str) -> (i32, Value) {
     let mut all = vec!["audit"];

@@ -164,6 +164,23 @@ impl Core {
         .map_err(|e| CoreError::Internal(format!("audit key: {e}")))
     }
 
+    /// Appends one `bench.append` entry to `tenant`'s log in a write transaction of its own,
+    /// the work an action adds to its transaction by being logged (`consentry bench audit`, on
+    /// a tenant made for the bench). Returns the entry's index.
+    #[doc(hidden)]
+    pub async fn bench_audit_append(&self, tenant: &str) -> Result<u64, CoreError> {
+        let mut tx = self.db.begin_write().await?;
+        let i = record_system(
+            &mut tx,
+            tenant,
+            System::Cli,
+            Record::ok("bench.append", None),
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(i)
+    }
+
     /// The caller's tenant's verifier key (any role may read it: it is public).
     pub fn tenant_audit_key(&self, p: &Principal) -> Result<VerifierKey, CoreError> {
         self.audit_verifier_key(&p.tenant)
@@ -186,6 +203,19 @@ impl Core {
     async fn audit_root(&self, c: &mut Conn, tenant: &str, size: u64) -> Result<Hash, CoreError> {
         let nodes = store::audit::nodes(c, tenant, &merkle::parts(0, size)).await?;
         merkle::root(size, |n| nodes.get(&n).copied()).ok_or_else(missing)
+    }
+
+    /// The root hash of the first `size` entries of the caller's tenant's log, as a checkpoint
+    /// of that size had it (admins and auditors).
+    pub async fn audit_root_at(&self, p: &Principal, size: u64) -> Result<Hash, CoreError> {
+        p.require(&[Role::Admin, Role::Auditor])?;
+        let mut c = self.db.pool().acquire().await?;
+        if size > self.audit_size(&mut c, p).await? {
+            return Err(CoreError::Invalid(
+                "size must be at most the log's size".into(),
+            ));
+        }
+        self.audit_root(&mut c, &p.tenant, size).await
     }
 
     /// Entries `start..end` of the caller's tenant's log (at most [`MAX_ENTRIES_PER_READ`]),
@@ -272,12 +302,22 @@ impl Core {
         limit: u64,
     ) -> Result<Vec<Access>, CoreError> {
         p.require(&[Role::Admin, Role::Operator, Role::Auditor])?;
+        self.accesses_of(&p.tenant, subject, limit).await
+    }
+
+    /// The accesses to `subject`'s record, newest first.
+    pub(crate) async fn accesses_of(
+        &self,
+        tenant: &str,
+        subject: &str,
+        limit: u64,
+    ) -> Result<Vec<Access>, CoreError> {
         let limit = i64::try_from(limit.clamp(1, MAX_ENTRIES_PER_READ)).unwrap_or(1);
         let mut c = self.db.pool().acquire().await?;
-        let rows = store::audit::by_target(&mut c, &p.tenant, subject, limit).await?;
+        let rows = store::audit::by_target(&mut c, tenant, subject, limit).await?;
         if rows.is_empty() {
             // Still its own tenant's subject? Deleted subjects keep their history.
-            self.subject_in_tenant(&mut c, &p.tenant, subject).await?;
+            self.subject_in_tenant(&mut c, tenant, subject).await?;
         }
         Ok(rows
             .into_iter()

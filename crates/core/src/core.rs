@@ -162,6 +162,15 @@ impl Core {
             .ok_or(CoreError::NotFound)
     }
 
+    /// `NotFound` unless the tenant exists (for the public endpoints that name one).
+    pub(crate) async fn tenant_exists(&self, c: &mut Conn, tenant: &str) -> Result<(), CoreError> {
+        if store::tenants::exists(c, tenant).await? {
+            Ok(())
+        } else {
+            Err(CoreError::NotFound)
+        }
+    }
+
     /// A subject's data key, unwrapped with the tenant's KEK.
     pub(crate) async fn data_key(
         &self,

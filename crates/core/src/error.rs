@@ -20,6 +20,12 @@ pub enum CoreError {
     /// The key was suspended for unusual use.
     #[error("this API key is suspended; an admin can reinstate it")]
     KeySuspended,
+    /// A pass was refused.
+    #[error(transparent)]
+    Pass(consentry_pass::PassError),
+    /// A scoped link past its expiry.
+    #[error("this link has expired")]
+    LinkExpired,
     /// The key's role may not do this.
     #[error("this key's role may not do that")]
     Forbidden,
@@ -68,6 +74,8 @@ impl HasErrorCode for CoreError {
             CoreError::Unauthorized => ErrorCode::Unauthorized,
             CoreError::Forbidden => ErrorCode::Forbidden,
             CoreError::KeyExpired => ErrorCode::KeyExpired,
+            CoreError::LinkExpired => ErrorCode::LinkExpired,
+            CoreError::Pass(e) => e.code(),
             CoreError::KeyRevoked => ErrorCode::KeyRevoked,
             CoreError::KeySuspended => ErrorCode::KeySuspended,
             CoreError::NotFound => ErrorCode::NotFound,

@@ -89,4 +89,14 @@ impl Keyring {
     pub fn audit_key(&self, tenant: &str) -> SigningKey {
         SigningKey::from_bytes(&self.derive(tenant, "audit-checkpoint"))
     }
+
+    /// The tenant's pass-signing key of `epoch` (a new epoch on each rotation).
+    pub fn pass_key(&self, tenant: &str, epoch: i64) -> SigningKey {
+        SigningKey::from_bytes(&self.derive(tenant, &format!("pass-signing/{epoch}")))
+    }
+
+    /// The tenant's secret for the pairwise pseudonyms in passes.
+    pub(crate) fn pass_pseudonym_secret(&self, tenant: &str) -> Zeroizing<[u8; 32]> {
+        self.derive(tenant, "pass-pseudonym")
+    }
 }

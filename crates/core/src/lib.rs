@@ -29,6 +29,10 @@ pub use crate::actions::access::{
     FAILURE_WINDOW_SECS, MAX_FAILURES_PER_KEY, MAX_FAILURES_PER_TENANT,
 };
 pub use crate::actions::keys::{KeyRequest, KeyView, MAX_KEY_DAYS};
+pub use crate::actions::links::{LinkResult, MintedLink, MAX_LINK_MINUTES};
+pub use crate::actions::passes::{
+    CheckIn, IssuedPass, CHECKIN_RETENTION_DAYS, DEFAULT_PASS_DAYS, MAX_PASS_DAYS,
+};
 pub use crate::audit::{origin as audit_origin, Access, MAX_ENTRIES_PER_READ};
 pub use crate::core::{new_id, Core};
 pub use error::CoreError;

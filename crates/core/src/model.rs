@@ -46,6 +46,8 @@ pub enum Purpose {
     Access,
     /// Verifying a claimed identity (1:1).
     Verification,
+    /// Holding passes (signed QR credentials); no face is enrolled for it.
+    Pass,
 }
 
 impl Purpose {
@@ -54,18 +56,25 @@ impl Purpose {
         match self {
             Purpose::Access => "access",
             Purpose::Verification => "verification",
+            Purpose::Pass => "pass",
         }
     }
 
-    /// Parses `access` or `verification`.
+    /// Parses `access`, `verification` or `pass`.
     pub fn parse(s: &str) -> Result<Purpose, CoreError> {
         match s {
             "access" => Ok(Purpose::Access),
             "verification" => Ok(Purpose::Verification),
+            "pass" => Ok(Purpose::Pass),
             _ => Err(CoreError::Invalid(
-                "purpose must be access or verification".into(),
+                "purpose must be access, verification or pass".into(),
             )),
         }
+    }
+
+    /// Whether faces are enrolled for it.
+    pub fn is_biometric(self) -> bool {
+        matches!(self, Purpose::Access | Purpose::Verification)
     }
 }
 

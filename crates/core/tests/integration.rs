@@ -883,3 +883,230 @@ async fn burst_hours_and_new_network_rules_suspend_the_key() {
     }
     scratch.finish().await;
 }
+
+/// Passes: consent-gated issue, offline verification against the published trust list, a
+/// pseudonym of each venue's own, check-ins that keep only pseudonym, venue and time (and are
+/// swept), revocation by list, key rotation that keeps old passes valid, and revocation when
+/// the person is deleted or withdraws consent.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn passes_are_issued_checked_in_revoked_and_rotated() {
+    use consentry_core::KeyRequest;
+    use consentry_pass::{verify, Check, PassError, RevocationList};
+    let (cores, scratch) = cores().await;
+    for (core, db) in &cores {
+        let (tenant, admin_key) = core.bootstrap_tenant("Venues").await.unwrap();
+        let admin = core.authenticate(&admin_key).await.unwrap();
+        let admin_ref = &admin;
+        let device = |site: &str| {
+            let site = site.to_string();
+            async move {
+                let req = KeyRequest {
+                    site: Some(site),
+                    ..KeyRequest::role(Role::Device)
+                };
+                let (_, key) = core.issue_key(admin_ref, &req).await.unwrap();
+                core.authenticate(&key).await.unwrap()
+            }
+        };
+        let (gate12, gate13) = (device("site-12").await, device("site-13").await);
+        let person = core.create_subject(&admin).await.unwrap();
+        assert_eq!(
+            code(
+                core.issue_pass(&admin, &person, "site-12", None, None)
+                    .await
+            ),
+            ErrorCode::ConsentRequired
+        );
+        core.grant_consent(&admin, &person, Purpose::Pass, 365)
+            .await
+            .unwrap();
+        // A pass purpose holds no face.
+        assert_eq!(
+            code(
+                core.enrol_face(&admin, &person, Purpose::Pass, photo("obama.jpg"))
+                    .await
+            ),
+            ErrorCode::InvalidRequest
+        );
+        for bad in ["", "site 12", &"x".repeat(101)] {
+            assert_eq!(
+                code(core.issue_pass(&admin, &person, bad, None, None).await),
+                ErrorCode::InvalidRequest
+            );
+        }
+        assert_eq!(
+            code(
+                core.issue_pass(&admin, &person, "site-12", None, Some(366))
+                    .await
+            ),
+            ErrorCode::InvalidRequest
+        );
+        assert_eq!(
+            code(
+                core.issue_pass(&gate12, &person, "site-12", None, None)
+                    .await
+            ),
+            ErrorCode::Forbidden
+        );
+        let p12 = core
+            .issue_pass(&admin, &person, "site-12", None, Some(7))
+            .await
+            .unwrap();
+        let p13 = core
+            .issue_pass(&admin, &person, "site-13", None, None)
+            .await
+            .unwrap();
+        // The QR code carries the same text, signed again from the stored claims.
+        assert_eq!(
+            core.pass_text(&admin, &person, &p12.pass_id).await.unwrap(),
+            p12.pass
+        );
+
+        let trust = core.pass_trust_list(&tenant).await.unwrap();
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs() as i64;
+        let at = |verifier| Check {
+            now,
+            verifier,
+            revocations: None,
+            max_list_age: 3600,
+        };
+        let c12 = verify(&p12.pass, &trust, &at(Some("site-12"))).unwrap();
+        let c13 = verify(&p13.pass, &trust, &at(Some("site-13"))).unwrap();
+        assert_eq!(
+            (c12.access.as_str(), c12.expires_at),
+            ("site-12", p12.expires_at)
+        );
+        assert_eq!(c12.expires_at - c12.issued_at, 7 * 86_400);
+        // Nothing of the person, and nothing the two venues share.
+        assert_ne!(c12.subject, c13.subject);
+        assert_ne!(c12.pass_id, c13.pass_id);
+        assert!(!c12.subject.contains(&person) && !p12.pass.contains(&person));
+        // Another tenant's trust list does not accept it.
+        let (other, _) = core.bootstrap_tenant("Elsewhere").await.unwrap();
+        let foreign = core.pass_trust_list(&other).await.unwrap();
+        assert_eq!(
+            verify(&p12.pass, &foreign, &at(None)),
+            Err(PassError::UnknownKey)
+        );
+        assert_eq!(
+            code(core.pass_trust_list("no-such-tenant").await),
+            ErrorCode::NotFound
+        );
+
+        // Check-ins: each venue records its own pseudonym; a pass for another venue is refused.
+        let in12 = core.check_in(&gate12, &p12.pass).await.unwrap();
+        assert_eq!(
+            (in12.venue.as_str(), &in12.pseudonym),
+            ("site-12", &c12.subject)
+        );
+        let in13 = core.check_in(&gate13, &p13.pass).await.unwrap();
+        assert_ne!(in12.pseudonym, in13.pseudonym);
+        assert_eq!(
+            code(core.check_in(&gate13, &p12.pass).await),
+            ErrorCode::PassWrongVerifier
+        );
+        assert_eq!(
+            code(core.check_in(&admin, &p12.pass).await),
+            ErrorCode::Forbidden
+        );
+        assert_eq!(
+            code(core.check_in(&gate12, "CS1:NOTAPASS").await),
+            ErrorCode::PassMalformed
+        );
+        let rows = count(db, "SELECT COUNT(*) FROM checkins").await;
+        assert_eq!(rows, 2);
+
+        // Revocation: on the signed list, refused at check-in and offline; no more QR code.
+        core.revoke_pass(&admin, &person, &p12.pass_id)
+            .await
+            .unwrap();
+        let (list, signed) = core.pass_revocations(&tenant).await.unwrap();
+        assert_eq!((list.version, list.revoked.len()), (1, 1));
+        let opened = RevocationList::open(&signed, &trust).unwrap();
+        let with_list = Check {
+            revocations: Some(&opened),
+            ..at(None)
+        };
+        assert_eq!(
+            verify(&p12.pass, &trust, &with_list),
+            Err(PassError::Revoked)
+        );
+        assert!(verify(&p13.pass, &trust, &with_list).is_ok());
+        assert_eq!(
+            code(core.check_in(&gate12, &p12.pass).await),
+            ErrorCode::PassRevoked
+        );
+        assert_eq!(
+            code(core.pass_text(&admin, &person, &p12.pass_id).await),
+            ErrorCode::NotFound
+        );
+
+        // Rotation: a new key signs new passes; the old one stays trusted while its passes live.
+        let kid = core.rotate_pass_key(&admin).await.unwrap();
+        let trust2 = core.pass_trust_list(&tenant).await.unwrap();
+        assert_eq!(trust2.keys.len(), 2);
+        assert_eq!(consentry_pass::hex(&trust2.keys[0].kid), kid);
+        let p14 = core
+            .issue_pass(&admin, &person, "site-14", None, None)
+            .await
+            .unwrap();
+        assert!(verify(&p14.pass, &trust2, &at(None)).is_ok());
+        assert!(verify(&p13.pass, &trust2, &at(None)).is_ok());
+        assert_eq!(
+            verify(&p14.pass, &trust, &at(None)),
+            Err(PassError::UnknownKey)
+        );
+
+        // Withdrawing the pass consent revokes the live passes; deleting the person too.
+        let consent: String = {
+            use sqlx::Row;
+            sqlx::query("SELECT id FROM consents WHERE subject_id = $1 AND purpose = 'pass'")
+                .bind(&person)
+                .fetch_one(db.pool())
+                .await
+                .unwrap()
+                .get(0)
+        };
+        core.withdraw_consent(&admin, &person, &consent)
+            .await
+            .unwrap();
+        let (list, _) = core.pass_revocations(&tenant).await.unwrap();
+        assert_eq!((list.version, list.revoked.len()), (3, 3));
+        let other_person = core.create_subject(&admin).await.unwrap();
+        core.grant_consent(&admin, &other_person, Purpose::Pass, 30)
+            .await
+            .unwrap();
+        let p15 = core
+            .issue_pass(&admin, &other_person, "site-12", None, None)
+            .await
+            .unwrap();
+        core.delete_subject(&admin, &other_person).await.unwrap();
+        assert_eq!(
+            code(core.check_in(&gate12, &p15.pass).await),
+            ErrorCode::PassRevoked
+        );
+
+        // Check-ins are swept after 14 days, with an entry in the log.
+        assert_eq!(count(db, "SELECT COUNT(*) FROM checkins").await, 2);
+        core.sweep_expired_at(now + 13 * 86_400).await.unwrap();
+        assert_eq!(count(db, "SELECT COUNT(*) FROM checkins").await, 2);
+        core.sweep_expired_at(now + 15 * 86_400).await.unwrap();
+        assert_eq!(count(db, "SELECT COUNT(*) FROM checkins").await, 0);
+
+        // Every issue, revocation and check-in is in the log.
+        let logged = |action: &str| {
+            let sql = format!(
+                "SELECT COUNT(*) FROM audit_entries WHERE tenant_id = '{tenant}' AND action = '{action}'"
+            );
+            async move { count(db, &sql).await }
+        };
+        assert_eq!(logged("pass.issue").await, 4);
+        assert_eq!(logged("pass.revoke").await, 1);
+        assert_eq!(logged("pass.checkin").await, 6);
+        assert_eq!(logged("pass.rotate_key").await, 1);
+    }
+    scratch.finish().await;
+}

@@ -96,6 +96,25 @@ impl Server {
         Ok(Server { target, key, rt })
     }
 
+    /// POSTs `body` (of `content_type`) to `path`: the status and the body.
+    pub fn post(
+        &self,
+        path: &str,
+        content_type: &str,
+        body: Vec<u8>,
+    ) -> Result<(u16, Bytes), String> {
+        let auth = Zeroizing::new(format!("Bearer {}", self.key.as_str()));
+        self.rt.block_on(self.target.send(
+            hyper::Method::POST,
+            path,
+            &[
+                (header::AUTHORIZATION.as_str(), auth.as_str()),
+                (header::CONTENT_TYPE.as_str(), content_type),
+            ],
+            body,
+        ))
+    }
+
     /// GETs `path` (with its query): the status and the body.
     pub fn get(&self, path: &str) -> Result<(u16, Bytes), String> {
         let auth = Zeroizing::new(format!("Bearer {}", self.key.as_str()));

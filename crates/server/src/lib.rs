@@ -25,7 +25,16 @@
 //!   `GET /api/v1/keys`; `DELETE /api/v1/keys/{id}` (revoke); `POST /api/v1/keys/{id}/rotate`;
 //!   `POST /api/v1/keys/{id}/reinstate` (admins)
 //! - `GET /api/v1/subjects/{id}/accesses`: who acted on the record, when, for which stated
-//!   purpose (from the audit log)
+//!   purpose (from the audit log); with a key, or with the person's own token (`st_…`, given
+//!   at the first enrolment; `POST /api/v1/subjects/{id}/token` gives a new one)
+//! - `POST /api/v1/links` `{"action", "subject", "purpose", "minutes"}` → `{"id", "token",
+//!   "expires_at"}`; `GET /api/v1/links/{token}`: the action, for the minting key only
+//! - `POST /api/v1/subjects/{id}/passes` `{"access", "verifier"?, "valid_days"?}` →
+//!   `{"pass_id", "pass": "CS1:…", "expires_at"}` (consent for purpose `pass`);
+//!   `GET …/passes/{pid}/qr.svg|qr.png`; `POST …/passes/{pid}/revoke`;
+//!   `POST /api/v1/passes/rotate` (admins); public, no key: `GET /api/v1/passes/trust?tenant=ID`
+//!   (JWK Set) and `GET /api/v1/passes/revocations?tenant=ID` (signed list);
+//!   `POST /api/v1/checkins` `{"pass"}` (device keys with a site)
 //! - `GET /api/v1/tenant/public-keys`: the audit-checkpoint verifier key and the receipt key
 //! - `GET /api/v1/audit/checkpoint` (signed note), `/audit/entries?start&end`,
 //!   `/audit/proof/inclusion?index&tree_size`, `/audit/proof/consistency?first&second`
@@ -62,7 +71,7 @@ pub use metrics::Metrics;
 pub use observe::REQUEST_ID;
 pub use openapi::ApiDoc;
 
-use routes::{audit, consents, credentials, decisions, faces, keys, subjects};
+use routes::{audit, consents, credentials, decisions, faces, keys, links, passes, subjects};
 
 /// Largest image body accepted.
 pub const MAX_IMAGE_BYTES: usize = 10 << 20;
@@ -162,6 +171,26 @@ pub fn router_with(core: Arc<Core>, options: &Options) -> Router {
         .route("/api/v1/keys/{id}", delete(keys::revoke_key))
         .route("/api/v1/keys/{id}/rotate", post(keys::rotate_key))
         .route("/api/v1/keys/{id}/reinstate", post(keys::reinstate_key))
+        .route("/api/v1/links", post(links::mint_link))
+        .route("/api/v1/links/{token}", get(links::use_link))
+        .route("/api/v1/subjects/{id}/token", post(links::subject_token))
+        .route("/api/v1/subjects/{id}/passes", post(passes::issue_pass))
+        .route(
+            "/api/v1/subjects/{id}/passes/{pid}/qr.svg",
+            get(passes::qr_svg),
+        )
+        .route(
+            "/api/v1/subjects/{id}/passes/{pid}/qr.png",
+            get(passes::qr_png),
+        )
+        .route(
+            "/api/v1/subjects/{id}/passes/{pid}/revoke",
+            post(passes::revoke_pass),
+        )
+        .route("/api/v1/passes/rotate", post(passes::rotate_key))
+        .route("/api/v1/passes/trust", get(passes::trust))
+        .route("/api/v1/passes/revocations", get(passes::revocations))
+        .route("/api/v1/checkins", post(passes::check_in))
         .route("/api/v1/audit/checkpoint", get(audit::checkpoint))
         .route("/api/v1/audit/entries", get(audit::entries))
         .route("/api/v1/audit/proof/inclusion", get(audit::inclusion))

@@ -1,6 +1,8 @@
 //! `GET /openapi.json`: generated from the handlers' annotations.
 
-use crate::routes::{audit, consents, credentials, decisions, faces, keys, subjects};
+use crate::routes::{
+    audit, consents, credentials, decisions, faces, keys, links, passes, subjects,
+};
 use crate::ErrorResponse;
 
 /// The OpenAPI document.
@@ -12,8 +14,11 @@ use crate::ErrorResponse;
         decisions::verify_face, decisions::identify_face, credentials::add_credential,
         decisions::decide_access, audit::public_keys, audit::checkpoint, audit::entries,
         audit::inclusion, audit::consistency, audit::accesses, keys::create_key, keys::list_keys,
-        keys::revoke_key, keys::rotate_key, keys::reinstate_key),
-    components(schemas(ErrorResponse, consents::ConsentRequest, credentials::CredentialRequest, keys::NewKeyRequest)),
+        keys::revoke_key, keys::rotate_key, keys::reinstate_key, links::mint_link, links::use_link,
+        links::subject_token, passes::issue_pass, passes::qr_svg, passes::qr_png,
+        passes::revoke_pass, passes::rotate_key, passes::trust, passes::revocations,
+        passes::check_in),
+    components(schemas(ErrorResponse, consents::ConsentRequest, credentials::CredentialRequest, keys::NewKeyRequest, links::LinkRequest, passes::PassRequest, passes::CheckInRequest)),
     modifiers(&BearerAuth)
 )]
 pub struct ApiDoc;

@@ -525,6 +525,14 @@ async fn every_endpoint_allows_exactly_the_roles_in_the_table() {
             ("DELETE", "/api/v1/keys/{k}", "", "", ADMIN),
             ("POST", "/api/v1/keys/{k}/rotate", "", "", ADMIN),
             ("POST", "/api/v1/keys/{k}/reinstate", "", "", ADMIN),
+            (
+                "POST",
+                "/api/v1/links",
+                "application/json",
+                r#"{"action":"subject.read","subject":"{s}","purpose":"case 1","minutes":5}"#,
+                MANAGE,
+            ),
+            ("POST", "/api/v1/subjects/{s}/token", "", "", ADMIN),
         ];
         let mut calls = 0;
         for &(method, path, ct, body, allowed) in table {
@@ -559,7 +567,7 @@ async fn every_endpoint_allows_exactly_the_roles_in_the_table() {
                         format!(r#"{{"pin":"{n}"}}"#).into_bytes()
                     }
                     b if b.ends_with(".jpg") => photo(b),
-                    b => b.as_bytes().to_vec(),
+                    b => b.replace("{s}", &s).into_bytes(),
                 };
                 let auth = format!("Bearer {key}");
                 let mut headers = vec![
@@ -575,7 +583,7 @@ async fn every_endpoint_allows_exactly_the_roles_in_the_table() {
                 if role == "foreign" {
                     // Another tenant's admin: the records are not there for it (or, for a
                     // tenant-wide endpoint, it acts on its own tenant).
-                    let names_a_record = path.contains('{');
+                    let names_a_record = path.contains('{') || body.contains("{s}");
                     if names_a_record && !path.starts_with("/api/v1/verify") {
                         assert_eq!(
                             (st, v["code"].as_str()),
@@ -1022,6 +1030,223 @@ async fn a_sold_operator_login_is_suspended_logged_and_alerted() {
         )
         .await;
         assert_eq!(st, StatusCode::OK);
+        db.pool().close().await;
+    }
+    scratch.finish().await;
+}
+
+/// Scoped links work for the minting key, for their action, until they expire; other uses are
+/// refused and logged. The person reads their own accesses with their token.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn links_are_scoped_and_short_lived_and_the_person_reads_their_accesses() {
+    use consentry_core::{KeyRequest, Purpose, Role};
+    let scratch = Scratch::new("server_links").await;
+    for url in scratch.backends() {
+        let db = Db::open(&url).await.unwrap();
+        let (keys, _) = Keyring::load_or_create(
+            &scratch
+                .dir
+                .join(format!("{}.key", url.starts_with("sqlite"))),
+        )
+        .unwrap();
+        let core = Arc::new(Core::new(db.clone(), engine(), keys).unwrap());
+        let (_, admin_key) = core.bootstrap_tenant("Links").await.unwrap();
+        let admin = core.authenticate(&admin_key).await.unwrap();
+        let (_, op1) = core
+            .issue_key(&admin, &KeyRequest::role(Role::Operator))
+            .await
+            .unwrap();
+        let (_, op2) = core
+            .issue_key(&admin, &KeyRequest::role(Role::Operator))
+            .await
+            .unwrap();
+        let person = core.create_subject(&admin).await.unwrap();
+        core.grant_consent(&admin, &person, Purpose::Verification, 30)
+            .await
+            .unwrap();
+        let app = consentry_server::router(core.clone());
+        let a1 = format!("Bearer {op1}");
+        let a2 = format!("Bearer {op2}");
+        let j1 = [
+            ("authorization", a1.as_str()),
+            ("content-type", "application/json"),
+        ];
+
+        // The first enrolment gives the person a token; the second does not.
+        let faces = format!("/api/v1/subjects/{person}/faces?purpose=verification");
+        let jpeg = [
+            ("authorization", a1.as_str()),
+            ("content-type", "image/jpeg"),
+        ];
+        let (st, v) = call_h(&app, "POST", &faces, &jpeg, photo("obama.jpg")).await;
+        assert_eq!(st, StatusCode::CREATED, "{v}");
+        let person_token = v["subject_token"].as_str().unwrap().to_string();
+        assert!(person_token.starts_with("st_"));
+        let (_, v) = call_h(&app, "POST", &faces, &jpeg, photo("obama2.jpg")).await;
+        assert!(v["subject_token"].is_null());
+
+        let body = format!(
+            r#"{{"action":"subject.read","subject":"{person}","purpose":"complaint 31","minutes":10}}"#
+        );
+        let (st, v) = call_h(&app, "POST", "/api/v1/links", &j1, body.into_bytes()).await;
+        assert_eq!(st, StatusCode::CREATED, "{v}");
+        let (link_id, token) = (
+            v["id"].as_str().unwrap().to_string(),
+            v["token"].as_str().unwrap().to_string(),
+        );
+        let use_path = format!("/api/v1/links/{token}");
+        // The minting operator reads the record through it, with its purpose.
+        let (st, v) = call_h(
+            &app,
+            "GET",
+            &use_path,
+            &[("authorization", a1.as_str())],
+            vec![],
+        )
+        .await;
+        assert_eq!(
+            (st, v["id"].as_str()),
+            (StatusCode::OK, Some(person.as_str())),
+            "{v}"
+        );
+        // Another operator of the same tenant may not use it.
+        let (st, v) = call_h(
+            &app,
+            "GET",
+            &use_path,
+            &[("authorization", a2.as_str())],
+            vec![],
+        )
+        .await;
+        assert_eq!(
+            (st, v["code"].as_str()),
+            (StatusCode::FORBIDDEN, Some("forbidden"))
+        );
+        // Expired: refused, with its own code.
+        sqlx::query("UPDATE links SET expires_at = 1 WHERE id = $1")
+            .bind(&link_id)
+            .execute(db.pool())
+            .await
+            .unwrap();
+        let (st, v) = call_h(
+            &app,
+            "GET",
+            &use_path,
+            &[("authorization", a1.as_str())],
+            vec![],
+        )
+        .await;
+        assert_eq!(
+            (st, v["code"].as_str()),
+            (StatusCode::GONE, Some("link_expired"))
+        );
+        // Not a link: not found.
+        let (st, _) = call_h(
+            &app,
+            "GET",
+            "/api/v1/links/cl_nothing",
+            &[("authorization", a1.as_str())],
+            vec![],
+        )
+        .await;
+        assert_eq!(st, StatusCode::NOT_FOUND);
+        for bad in [
+            format!(
+                r#"{{"action":"subject.delete","subject":"{person}","purpose":"x","minutes":5}}"#
+            ),
+            format!(
+                r#"{{"action":"subject.read","subject":"{person}","purpose":"x","minutes":61}}"#
+            ),
+            format!(r#"{{"action":"subject.read","subject":"{person}","purpose":"","minutes":5}}"#),
+        ] {
+            let (st, v) = call_h(&app, "POST", "/api/v1/links", &j1, bad.into_bytes()).await;
+            assert_eq!(
+                (st, v["code"].as_str()),
+                (StatusCode::BAD_REQUEST, Some("invalid_request")),
+                "{v}"
+            );
+        }
+
+        // The person's view, with their own token: the read through the link and its purpose,
+        // the refused uses, the enrolments.
+        let pt = format!("Bearer {person_token}");
+        let accesses = format!("/api/v1/subjects/{person}/accesses");
+        let (st, v) = call_h(
+            &app,
+            "GET",
+            &accesses,
+            &[("authorization", pt.as_str())],
+            vec![],
+        )
+        .await;
+        assert_eq!(st, StatusCode::OK, "{v}");
+        let seen: Vec<(String, String, String)> = v["accesses"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|a| {
+                (
+                    a["action"].as_str().unwrap().into(),
+                    a["outcome"].as_str().unwrap().into(),
+                    a["purpose"].as_str().unwrap_or("").into(),
+                )
+            })
+            .collect();
+        let expect = |a: &str, o: &str, p: &str| (a.to_string(), o.to_string(), p.to_string());
+        assert_eq!(
+            seen[..4],
+            [
+                expect("link.use", "expired", ""),
+                expect("link.use", "wrong_key", ""),
+                expect("subject.read", "ok", "complaint 31"),
+                expect("link.mint", "ok", "complaint 31"),
+            ]
+        );
+        // The token reads this person's accesses only.
+        let other = core.create_subject(&admin).await.unwrap();
+        let (st, v) = call_h(
+            &app,
+            "GET",
+            &format!("/api/v1/subjects/{other}/accesses"),
+            &[("authorization", pt.as_str())],
+            vec![],
+        )
+        .await;
+        assert_eq!(
+            (st, v["code"].as_str()),
+            (StatusCode::FORBIDDEN, Some("forbidden"))
+        );
+        // …and nothing else.
+        let (st, _) = call_h(
+            &app,
+            "GET",
+            &format!("/api/v1/subjects/{person}"),
+            &[("authorization", pt.as_str())],
+            vec![],
+        )
+        .await;
+        assert_eq!(st, StatusCode::UNAUTHORIZED);
+        // An admin's new token replaces it.
+        let aa = format!("Bearer {admin_key}");
+        let (st, v) = call_h(
+            &app,
+            "POST",
+            &format!("/api/v1/subjects/{person}/token"),
+            &[("authorization", aa.as_str())],
+            vec![],
+        )
+        .await;
+        assert_eq!(st, StatusCode::CREATED);
+        assert_ne!(v["token"].as_str(), Some(person_token.as_str()));
+        let (st, _) = call_h(
+            &app,
+            "GET",
+            &accesses,
+            &[("authorization", pt.as_str())],
+            vec![],
+        )
+        .await;
+        assert_eq!(st, StatusCode::UNAUTHORIZED);
         db.pool().close().await;
     }
     scratch.finish().await;

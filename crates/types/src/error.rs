@@ -11,6 +11,8 @@ pub enum Category {
     Quality,
     /// The installation is incomplete or broken (models or runtime library missing).
     Setup,
+    /// A pass was checked and refused: each reason has its own exit status.
+    Pass,
     /// A bug or an unexpected failure inside Consentry.
     Internal,
 }
@@ -76,6 +78,8 @@ catalogue! {
     /// The API key was suspended for unusual use (the audit log says which rule); only an
     /// admin can reinstate it.
     KeySuspended => ("key_suspended", Input, 403),
+    /// The scoped link has expired (links last minutes; mint another).
+    LinkExpired => ("link_expired", Input, 410),
     /// The API key's role may not do this.
     Forbidden => ("forbidden", Input, 403),
     /// No such record in the caller's tenant (the same answer whether it exists elsewhere).
@@ -117,17 +121,45 @@ catalogue! {
     KeyUnavailable => ("key_unavailable", Setup, 503),
     /// Models under a restrictive licence were requested without acknowledging it.
     LicenceNotAcknowledged => ("licence_not_acknowledged", Setup, 403),
+    /// Not a well-formed pass (prefix, base45, zlib, COSE or a claim).
+    PassMalformed => ("pass_malformed", Pass, 422),
+    /// The pass's signature does not verify: it was altered or forged.
+    PassBadSignature => ("pass_bad_signature", Pass, 422),
+    /// The pass was signed by a key the trust list does not hold.
+    PassUnknownKey => ("pass_unknown_key", Pass, 422),
+    /// The pass has expired.
+    PassExpired => ("pass_expired", Pass, 422),
+    /// The pass is not valid yet.
+    PassNotYetValid => ("pass_not_yet_valid", Pass, 422),
+    /// The pass was revoked.
+    PassRevoked => ("pass_revoked", Pass, 422),
+    /// The revocation list is older than the verifier accepts; fetch a new one.
+    RevocationListStale => ("revocation_list_stale", Pass, 422),
+    /// The pass is for another verifier (venue or site).
+    PassWrongVerifier => ("pass_wrong_verifier", Pass, 422),
     /// An unexpected internal failure.
     Internal => ("internal", Internal, 500),
 }
 
 impl ErrorCode {
-    /// The process exit status the CLI uses: 2 bad input, 3 quality, 4 setup, 70 internal.
+    /// The process exit status the CLI uses: 2 bad input, 3 quality, 4 setup, 10 to 17 a
+    /// refused pass (malformed, bad signature, unknown key, expired, not yet valid, revoked,
+    /// stale revocation list, another verifier's), 70 internal.
     pub fn exit_code(self) -> i32 {
         match self.category() {
             Category::Input => 2,
             Category::Quality => 3,
             Category::Setup => 4,
+            Category::Pass => match self {
+                ErrorCode::PassBadSignature => 11,
+                ErrorCode::PassUnknownKey => 12,
+                ErrorCode::PassExpired => 13,
+                ErrorCode::PassNotYetValid => 14,
+                ErrorCode::PassRevoked => 15,
+                ErrorCode::RevocationListStale => 16,
+                ErrorCode::PassWrongVerifier => 17,
+                _ => 10,
+            },
             Category::Internal => 70,
         }
     }
@@ -182,5 +214,11 @@ mod tests {
         assert_eq!(ErrorCode::NoFace.exit_code(), 3);
         assert_eq!(ErrorCode::ModelUnavailable.exit_code(), 4);
         assert_eq!(ErrorCode::Internal.exit_code(), 70);
+        let pass: Vec<i32> = ErrorCode::ALL
+            .iter()
+            .filter(|c| c.category() == Category::Pass)
+            .map(|c| c.exit_code())
+            .collect();
+        assert_eq!(pass, (10..=17).collect::<Vec<_>>());
     }
 }

@@ -86,6 +86,9 @@ impl Core {
             Err(CoreError::ConsentRequired) => false,
             Err(e) => return Err(e),
         };
+        if !still && purpose == Purpose::Pass {
+            self.revoke_passes_of(&mut tx, &p.tenant, subject).await?;
+        }
         if !still {
             store::templates::delete_for_purpose(&mut tx, &p.tenant, subject, purpose.as_str())
                 .await?;

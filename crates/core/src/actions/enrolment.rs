@@ -19,6 +19,11 @@ impl Core {
         image: Vec<u8>,
     ) -> Result<String, CoreError> {
         p.require(&[Role::Admin, Role::Operator])?;
+        if !purpose.is_biometric() {
+            return Err(CoreError::Invalid(
+                "faces are enrolled for access or verification".into(),
+            ));
+        }
         // Cheap checks first, so a request without consent never reaches the face engine.
         let mut tx = self.db.pool().begin().await?;
         self.subject_in_tenant(&mut tx, &p.tenant, subject).await?;

@@ -7,6 +7,8 @@ mod consents;
 mod enrolment;
 mod identification;
 pub(crate) mod keys;
+pub(crate) mod links;
+pub(crate) mod passes;
 mod retention;
 mod subjects;
 mod tenants;

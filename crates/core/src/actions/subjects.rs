@@ -34,12 +34,17 @@ impl Core {
     pub async fn delete_subject(&self, p: &Principal, subject: &str) -> Result<(), CoreError> {
         p.require(&[Role::Admin, Role::Operator])?;
         let mut tx = self.db.begin_write().await?;
+        // Before the rows go (the passes' rows go with the subject's): its live passes onto
+        // the revocation list, or they would still open doors offline.
+        let passes = self.revoke_passes_of(&mut tx, &p.tenant, subject).await?;
         store::data_keys::delete(&mut tx, &p.tenant, subject).await?;
         if !store::subjects::delete(&mut tx, &p.tenant, subject).await? {
             return Err(CoreError::NotFound);
         }
         store::gallery::record(&mut tx, &p.tenant, Op::RemoveSubject, None, Some(subject)).await?;
-        audit::record(&mut tx, p, Record::ok("subject.delete", Some(subject))).await?;
+        let r =
+            Record::ok("subject.delete", Some(subject)).detail(format!("passes_revoked={passes}"));
+        audit::record(&mut tx, p, r).await?;
         tx.commit().await?;
         Ok(())
     }

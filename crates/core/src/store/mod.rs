@@ -15,6 +15,8 @@ pub(crate) mod credentials;
 pub(crate) mod data_keys;
 pub(crate) mod gallery;
 pub(crate) mod keys;
+pub(crate) mod links;
+pub(crate) mod passes;
 pub(crate) mod subjects;
 pub(crate) mod templates;
 pub(crate) mod tenants;

@@ -14,6 +14,15 @@ pub(crate) async fn id_by_name(c: &mut Conn, name: &str) -> Result<Option<String
         .transpose()
 }
 
+/// Whether a tenant with this id exists.
+pub(crate) async fn exists(c: &mut Conn, id: &str) -> Result<bool, sqlx::Error> {
+    Ok(sqlx::query("SELECT 1 AS one FROM tenants WHERE id = $1")
+        .bind(id)
+        .fetch_optional(c)
+        .await?
+        .is_some())
+}
+
 /// Adds a tenant.
 pub(crate) async fn insert(
     c: &mut Conn,

@@ -119,17 +119,35 @@ pub(crate) struct LimitQuery {
 
 #[utoipa::path(get, path = "/api/v1/subjects/{id}/accesses", tag = "audit", security(("bearer" = [])),
     params(("id" = String, Path), ("limit" = Option<u64>, Query, minimum = 1, maximum = 1000)),
+    description = "Bearer: a key of an admin, operator or auditor, or the person's own subject token (`st_…`, given at their first enrolment).",
     responses((status = 200, description = "`{\"accesses\": [{\"index\", \"time\", \"actor\": {\"key\", \"role\"}, \"action\", \"purpose\", \"outcome\"}]}`, newest first: who acted on the record, when and for which stated purpose"),
         (status = 401, description = "`unauthorized`", body = ErrorResponse), (status = 403, description = "`forbidden`", body = ErrorResponse), (status = 404, description = "`not_found`", body = ErrorResponse)))]
 pub(crate) async fn accesses(
     State(s): State<AppState>,
-    Auth(p): Auth,
     Path(id): Path<String>,
     Query(q): Query<LimitQuery>,
+    req: axum::extract::Request,
 ) -> Result<Json<serde_json::Value>, ApiError> {
-    let list = s
-        .core
-        .subject_accesses(&p, &id, q.limit.unwrap_or(100))
-        .await?;
+    let limit = q.limit.unwrap_or(100);
+    let bearer = req
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .map(str::trim);
+    // The person, with their own token; or a key.
+    let list = match bearer {
+        Some(token) if token.starts_with("st_") => {
+            s.core.accesses_by_subject_token(token, &id, limit).await?
+        }
+        _ => {
+            let (mut parts, _) = req.into_parts();
+            let Auth(p) = <Auth as axum::extract::FromRequestParts<AppState>>::from_request_parts(
+                &mut parts, &s,
+            )
+            .await?;
+            s.core.subject_accesses(&p, &id, limit).await?
+        }
+    };
     Ok(Json(json!({ "accesses": list })))
 }

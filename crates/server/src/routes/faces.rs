@@ -32,5 +32,9 @@ pub(crate) async fn enrol_face(
     let purpose = Purpose::parse(q.purpose.as_deref().unwrap_or(""))?;
     let image = image_body(&headers, body)?;
     let template = s.core.enrol_face(&p, &id, purpose, image).await?;
-    Ok(created(json!({ "template_id": template })))
+    // The person's own token, at their first enrolment (null afterwards).
+    let token = s.core.first_subject_token(&p, &id).await?;
+    Ok(created(
+        json!({ "template_id": template, "subject_token": token }),
+    ))
 }

@@ -7,4 +7,6 @@ pub(crate) mod credentials;
 pub(crate) mod decisions;
 pub(crate) mod faces;
 pub(crate) mod keys;
+pub(crate) mod links;
+pub(crate) mod passes;
 pub(crate) mod subjects;

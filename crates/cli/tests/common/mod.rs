@@ -1,0 +1,137 @@
+//! What the command-line tests share: the `consentry` binary, a server it runs, a tenant.
+#![allow(dead_code, clippy::expect_used, clippy::unwrap_used, clippy::panic)]
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+
+use serde_json::Value;
+
+pub fn assets() -> PathBuf {
+    match std::env::var_os("CONSENTRY_ASSETS") {
+        Some(d) => PathBuf::from(d),
+        None => {
+            PathBuf::from(std::env::var("HOME").unwrap_or_default()).join(".cache/consentry/assets")
+        }
+    }
+}
+
+pub fn consentry(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_consentry"))
+        .args(args)
+        .env("CONSENTRY_ASSETS", assets())
+        .env_remove("CONSENTRY_ROOT_KEY")
+        .output()
+        .expect("run consentry")
+}
+
+/// A running `consentry serve`, killed when dropped.
+pub struct Server {
+    child: Child,
+    pub addr: String,
+}
+
+impl Server {
+    pub fn start(db: &str, key_file: &Path) -> Server {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_consentry"))
+            .args([
+                "serve",
+                "--db",
+                db,
+                "--listen",
+                "127.0.0.1:0",
+                "--log",
+                "off",
+            ])
+            .arg("--key-file")
+            .arg(key_file)
+            .env("CONSENTRY_ASSETS", assets())
+            .env_remove("CONSENTRY_ROOT_KEY")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start consentry serve");
+        let stdout = child.stdout.take().unwrap();
+        let mut lines = BufReader::new(stdout).lines();
+        let addr = loop {
+            let line = lines
+                .next()
+                .expect("the server exited before listening")
+                .unwrap();
+            if let Some(rest) = line.split("listening on http://").nth(1) {
+                break rest.split_whitespace().next().unwrap().to_string();
+            }
+        };
+        Server { child, addr }
+    }
+
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// One request; the status and the JSON body (Null when empty or not JSON).
+    pub fn call(&self, method: &str, path: &str, key: &str, purpose: Option<&str>) -> (u16, Value) {
+        let purpose = purpose.map_or(String::new(), |p| format!("X-Consentry-Purpose: {p}\r\n"));
+        self.send(method, path, key, &purpose, "")
+    }
+
+    /// One request with a JSON body.
+    pub fn call_json(&self, method: &str, path: &str, key: &str, body: &str) -> (u16, Value) {
+        self.send(
+            method,
+            path,
+            key,
+            "Content-Type: application/json\r\n",
+            body,
+        )
+    }
+
+    fn send(&self, method: &str, path: &str, key: &str, extra: &str, body: &str) -> (u16, Value) {
+        let mut s = TcpStream::connect(&self.addr).unwrap();
+        write!(
+            s,
+            "{method} {path} HTTP/1.1\r\nHost: {}\r\nAuthorization: Bearer {key}\r\n{extra}Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            self.addr,
+            body.len()
+        )
+        .unwrap();
+        let mut raw = String::new();
+        s.read_to_string(&mut raw).unwrap();
+        let status = raw
+            .split_whitespace()
+            .nth(1)
+            .and_then(|c| c.parse().ok())
+            .unwrap();
+        let body = raw.split_once("\r\n\r\n").map_or("", |(_, b)| b);
+        (status, serde_json::from_str(body).unwrap_or(Value::Null))
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+pub fn bootstrap(db: &str, key_file: &Path, tenant: &str) -> String {
+    let out = consentry(&[
+        "admin",
+        "bootstrap",
+        "--db",
+        db,
+        "--key-file",
+        key_file.to_str().unwrap(),
+        "--tenant",
+        tenant,
+        "--json",
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    v["admin_key"].as_str().unwrap().to_string()
+}
