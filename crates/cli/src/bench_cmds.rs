@@ -390,6 +390,9 @@ pub struct PassBenchArgs {
     /// Passes timed.
     #[arg(long, default_value_t = 2000)]
     n: usize,
+    /// EdDSA or ES256.
+    #[arg(long, default_value = "EdDSA")]
+    alg: String,
     /// Print JSON.
     #[arg(long)]
     pub json: bool,
@@ -403,9 +406,19 @@ pub fn pass(a: &PassBenchArgs) -> Result<(), Failure> {
         code: consentry_types::HasErrorCode::code(&e),
         message: e.to_string(),
     };
-    let key = ed25519_dalek::SigningKey::from_bytes(&[7; 32]);
+    let key = match a.alg.as_str() {
+        "ES256" => consentry_pass::PassKey::p256_from_bytes(&[7; 32]),
+        "EdDSA" => Some(consentry_pass::PassKey::Ed25519(
+            ed25519_dalek::SigningKey::from_bytes(&[7; 32]),
+        )),
+        _ => None,
+    }
+    .ok_or_else(|| Failure {
+        code: ErrorCode::InvalidRequest,
+        message: "--alg is EdDSA or ES256".into(),
+    })?;
     let issuer = format!("consentry/{}", "0123456789abcdef".repeat(2));
-    let trust = TrustList::new(&issuer, &[key.verifying_key()]);
+    let trust = TrustList::new(&issuer, &[key.public()]);
     let now = 1_800_000_000;
     let claims = |i: usize| PassClaims {
         issuer: issuer.clone(),
@@ -462,6 +475,7 @@ pub fn pass(a: &PassBenchArgs) -> Result<(), Failure> {
     }
     let result = json!({
         "passes": n,
+        "alg": a.alg,
         "chars_median": median(&mut chars),
         "chars_max": chars.iter().copied().fold(0.0, f64::max),
         "qr_version_ec_m": {"min": versions.iter().min(), "max": versions.iter().max()},

@@ -56,6 +56,9 @@ pub struct IssueArgs {
     /// Days of validity (default 30, at most 365).
     #[arg(long)]
     valid_days: Option<i64>,
+    /// EdDSA (default) or ES256, for verifiers that cannot check EdDSA.
+    #[arg(long)]
+    alg: Option<String>,
     /// Also write the QR code here (.png or .svg).
     #[arg(long)]
     qr: Option<PathBuf>,
@@ -72,6 +75,9 @@ pub struct ListArgs {
     /// The issuing tenant's id.
     #[arg(long)]
     tenant: String,
+    /// The revocation list's signature algorithm: EdDSA (default) or ES256.
+    #[arg(long)]
+    alg: Option<String>,
     /// Where to write the document.
     #[arg(long)]
     out: PathBuf,
@@ -169,6 +175,9 @@ pub fn run(cmd: &PassCommand) -> Result<(), Failure> {
             if let Some(d) = a.valid_days {
                 body["valid_days"] = json!(d);
             }
+            if let Some(alg) = &a.alg {
+                body["alg"] = json!(alg);
+            }
             let issued =
                 remote.post_json(&format!("/api/v1/subjects/{}/passes", a.subject), &body)?;
             if let Some(path) = &a.qr {
@@ -197,7 +206,11 @@ pub fn run(cmd: &PassCommand) -> Result<(), Failure> {
             } else {
                 "revocations"
             };
-            let doc = remote.get(&format!("/api/v1/passes/{which}?tenant={}", a.tenant))?;
+            let mut path = format!("/api/v1/passes/{which}?tenant={}", a.tenant);
+            if let (Some(alg), "revocations") = (&a.alg, which) {
+                path.push_str(&format!("&alg={alg}"));
+            }
+            let doc = remote.get(&path)?;
             write(&a.out, &doc)
         }
         PassCommand::Verify(a) => {

@@ -107,6 +107,28 @@ async fn passes_issued_by_the_server_verify_offline_and_with_independent_code() 
     assert!(pass.starts_with("CS1:"));
     let pass_file = dir("pass.txt");
     std::fs::write(&pass_file, &pass).unwrap();
+    // And one signed with ES256, for verifiers that need it.
+    let out = consentry(&[
+        "pass",
+        "issue",
+        "--server",
+        &url,
+        "--key",
+        &admin,
+        "--subject",
+        &person,
+        "--access",
+        "site-12",
+        "--alg",
+        "ES256",
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    let es256_file = dir("pass-es256.txt");
+    std::fs::write(&es256_file, String::from_utf8(out.stdout).unwrap().trim()).unwrap();
 
     // The public lists need no key.
     let (trust, revs) = (dir("trust.json"), dir("revocations.json"));
@@ -249,6 +271,7 @@ async fn passes_issued_by_the_server_verify_offline_and_with_independent_code() 
             "--trust",
             &trust,
         ])
+        .args(["--pass-es256", &es256_file])
         .args(["--workdir", scratch.dir.to_str().unwrap()])
         .output()
         .unwrap();
@@ -260,7 +283,7 @@ async fn passes_issued_by_the_server_verify_offline_and_with_independent_code() 
     );
     assert_eq!(
         report.lines().filter(|l| l.starts_with("ok: ")).count(),
-        5,
+        7,
         "{report}"
     );
     drop(other);

@@ -164,21 +164,19 @@ impl Core {
         .map_err(|e| CoreError::Internal(format!("audit key: {e}")))
     }
 
-    /// Appends one `bench.append` entry to `tenant`'s log in a write transaction of its own,
-    /// the work an action adds to its transaction by being logged (`consentry bench audit`, on
-    /// a tenant made for the bench). Returns the entry's index.
+    /// Appends `n` `bench.append` entries to `tenant`'s log in one write transaction: with
+    /// `n` = 1, the work an action adds to its transaction by being logged (`consentry bench
+    /// audit`, on a tenant made for the bench). Returns the last entry's index.
     #[doc(hidden)]
-    pub async fn bench_audit_append(&self, tenant: &str) -> Result<u64, CoreError> {
+    pub async fn bench_audit_append(&self, tenant: &str, n: u64) -> Result<u64, CoreError> {
         let mut tx = self.db.begin_write().await?;
-        let i = record_system(
-            &mut tx,
-            tenant,
-            System::Cli,
-            Record::ok("bench.append", None),
-        )
-        .await?;
+        let mut last = 0;
+        for _ in 0..n {
+            let r = Record::ok("bench.append", None);
+            last = record_system(&mut tx, tenant, System::Cli, r).await?;
+        }
         tx.commit().await?;
-        Ok(i)
+        Ok(last)
     }
 
     /// The caller's tenant's verifier key (any role may read it: it is public).

@@ -95,6 +95,11 @@ impl Keyring {
         SigningKey::from_bytes(&self.derive(tenant, &format!("pass-signing/{epoch}")))
     }
 
+    /// The secret bytes of the tenant's ES256 pass-signing key of `epoch`.
+    pub(crate) fn pass_key_es256(&self, tenant: &str, epoch: i64) -> Zeroizing<[u8; 32]> {
+        self.derive(tenant, &format!("pass-signing-es256/{epoch}"))
+    }
+
     /// The tenant's secret for the pairwise pseudonyms in passes.
     pub(crate) fn pass_pseudonym_secret(&self, tenant: &str) -> Zeroizing<[u8; 32]> {
         self.derive(tenant, "pass-pseudonym")

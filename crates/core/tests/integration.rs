@@ -891,7 +891,7 @@ async fn burst_hours_and_new_network_rules_suspend_the_key() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn passes_are_issued_checked_in_revoked_and_rotated() {
     use consentry_core::KeyRequest;
-    use consentry_pass::{verify, Check, PassError, RevocationList};
+    use consentry_pass::{verify, Alg, Check, PassError, RevocationList};
     let (cores, scratch) = cores().await;
     for (core, db) in &cores {
         let (tenant, admin_key) = core.bootstrap_tenant("Venues").await.unwrap();
@@ -912,7 +912,7 @@ async fn passes_are_issued_checked_in_revoked_and_rotated() {
         let person = core.create_subject(&admin).await.unwrap();
         assert_eq!(
             code(
-                core.issue_pass(&admin, &person, "site-12", None, None)
+                core.issue_pass(&admin, &person, "site-12", None, None, Alg::EdDSA)
                     .await
             ),
             ErrorCode::ConsentRequired
@@ -930,30 +930,33 @@ async fn passes_are_issued_checked_in_revoked_and_rotated() {
         );
         for bad in ["", "site 12", &"x".repeat(101)] {
             assert_eq!(
-                code(core.issue_pass(&admin, &person, bad, None, None).await),
+                code(
+                    core.issue_pass(&admin, &person, bad, None, None, Alg::EdDSA)
+                        .await
+                ),
                 ErrorCode::InvalidRequest
             );
         }
         assert_eq!(
             code(
-                core.issue_pass(&admin, &person, "site-12", None, Some(366))
+                core.issue_pass(&admin, &person, "site-12", None, Some(366), Alg::EdDSA)
                     .await
             ),
             ErrorCode::InvalidRequest
         );
         assert_eq!(
             code(
-                core.issue_pass(&gate12, &person, "site-12", None, None)
+                core.issue_pass(&gate12, &person, "site-12", None, None, Alg::EdDSA)
                     .await
             ),
             ErrorCode::Forbidden
         );
         let p12 = core
-            .issue_pass(&admin, &person, "site-12", None, Some(7))
+            .issue_pass(&admin, &person, "site-12", None, Some(7), Alg::EdDSA)
             .await
             .unwrap();
         let p13 = core
-            .issue_pass(&admin, &person, "site-13", None, None)
+            .issue_pass(&admin, &person, "site-13", None, None, Alg::EdDSA)
             .await
             .unwrap();
         // The QR code carries the same text, signed again from the stored claims.
@@ -1023,7 +1026,7 @@ async fn passes_are_issued_checked_in_revoked_and_rotated() {
         core.revoke_pass(&admin, &person, &p12.pass_id)
             .await
             .unwrap();
-        let (list, signed) = core.pass_revocations(&tenant).await.unwrap();
+        let (list, signed) = core.pass_revocations(&tenant, Alg::EdDSA).await.unwrap();
         assert_eq!((list.version, list.revoked.len()), (1, 1));
         let opened = RevocationList::open(&signed, &trust).unwrap();
         let with_list = Check {
@@ -1045,15 +1048,37 @@ async fn passes_are_issued_checked_in_revoked_and_rotated() {
         );
 
         // Rotation: a new key signs new passes; the old one stays trusted while its passes live.
-        let kid = core.rotate_pass_key(&admin).await.unwrap();
+        let kids = core.rotate_pass_key(&admin).await.unwrap();
         let trust2 = core.pass_trust_list(&tenant).await.unwrap();
-        assert_eq!(trust2.keys.len(), 2);
-        assert_eq!(consentry_pass::hex(&trust2.keys[0].kid), kid);
+        // Two epochs, each an EdDSA and an ES256 key, newest first.
+        assert_eq!(trust.keys.len(), 2);
+        assert_eq!(trust2.keys.len(), 4);
+        let newest: Vec<String> = trust2.keys[..2]
+            .iter()
+            .map(|k| consentry_pass::hex(&k.kid))
+            .collect();
+        assert_eq!(newest, kids);
         let p14 = core
-            .issue_pass(&admin, &person, "site-14", None, None)
+            .issue_pass(&admin, &person, "site-14", None, None, Alg::EdDSA)
             .await
             .unwrap();
         assert!(verify(&p14.pass, &trust2, &at(None)).is_ok());
+        // ES256 for verifiers that need it: the same claims, its own key in the same list.
+        let p16 = core
+            .issue_pass(&admin, &person, "site-16", None, None, Alg::ES256)
+            .await
+            .unwrap();
+        let c16 = verify(&p16.pass, &trust2, &at(Some("site-16"))).unwrap();
+        assert_eq!(c16.access, "site-16");
+        assert_eq!(
+            core.pass_text(&admin, &person, &p16.pass_id).await.unwrap(),
+            p16.pass
+        );
+        let (es_list, es_signed) = core.pass_revocations(&tenant, Alg::ES256).await.unwrap();
+        assert_eq!(
+            RevocationList::open(&es_signed, &trust2).unwrap().revoked,
+            es_list.revoked
+        );
         assert!(verify(&p13.pass, &trust2, &at(None)).is_ok());
         assert_eq!(
             verify(&p14.pass, &trust, &at(None)),
@@ -1073,14 +1098,14 @@ async fn passes_are_issued_checked_in_revoked_and_rotated() {
         core.withdraw_consent(&admin, &person, &consent)
             .await
             .unwrap();
-        let (list, _) = core.pass_revocations(&tenant).await.unwrap();
-        assert_eq!((list.version, list.revoked.len()), (3, 3));
+        let (list, _) = core.pass_revocations(&tenant, Alg::EdDSA).await.unwrap();
+        assert_eq!((list.version, list.revoked.len()), (4, 4));
         let other_person = core.create_subject(&admin).await.unwrap();
         core.grant_consent(&admin, &other_person, Purpose::Pass, 30)
             .await
             .unwrap();
         let p15 = core
-            .issue_pass(&admin, &other_person, "site-12", None, None)
+            .issue_pass(&admin, &other_person, "site-12", None, None, Alg::EdDSA)
             .await
             .unwrap();
         core.delete_subject(&admin, &other_person).await.unwrap();
@@ -1103,7 +1128,7 @@ async fn passes_are_issued_checked_in_revoked_and_rotated() {
             );
             async move { count(db, &sql).await }
         };
-        assert_eq!(logged("pass.issue").await, 4);
+        assert_eq!(logged("pass.issue").await, 5);
         assert_eq!(logged("pass.revoke").await, 1);
         assert_eq!(logged("pass.checkin").await, 6);
         assert_eq!(logged("pass.rotate_key").await, 1);

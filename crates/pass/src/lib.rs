@@ -1,7 +1,7 @@
 //! Consentry passes: signed minimal-disclosure credentials a venue checks offline.
 //!
 //! A pass is a CBOR Web Token (RFC 8392) in a `COSE_Sign1` (RFC 9052, tagged 18) signed with
-//! EdDSA (Ed25519), zlib-compressed and base45-encoded (RFC 9285) behind the prefix `CS1:`, the
+//! EdDSA (Ed25519; ES256 for verifiers that need it), zlib-compressed and base45-encoded (RFC 9285) behind the prefix `CS1:`, the
 //! shape of the EU Digital COVID Certificate without a name or a birth date. Its claims:
 //!
 //! | claim | key | what |
@@ -23,7 +23,10 @@
 #![deny(missing_docs)]
 
 pub mod base45;
+mod keys;
 pub mod qr;
+
+pub use keys::{Alg, PassKey, PublicKey};
 
 use std::io::Read;
 
@@ -33,7 +36,6 @@ use consentry_types::{ErrorCode, HasErrorCode};
 use coset::cwt::{ClaimName, ClaimsSet, ClaimsSetBuilder, Timestamp};
 use coset::{iana, CborSerializable, CoseSign1, CoseSign1Builder, HeaderBuilder};
 use coset::{RegisteredLabelWithPrivate, TaggedCborSerializable};
-use ed25519_dalek::{Signature, Signer, SigningKey, Verifier, VerifyingKey};
 use sha2::{Digest, Sha256};
 
 /// What every pass starts with.
@@ -122,14 +124,6 @@ pub struct PassClaims {
     pub pass_id: String,
 }
 
-/// The key id of `key`: the first 8 bytes of SHA-256 of its 32 public bytes.
-pub fn key_id(key: &VerifyingKey) -> [u8; 8] {
-    let d = Sha256::digest(key.as_bytes());
-    let mut kid = [0u8; 8];
-    kid.copy_from_slice(&d[..8]);
-    kid
-}
-
 /// The pairwise pseudonym of `subject` at `verifier`: HMAC-SHA256 under the issuer's
 /// pseudonym secret, its first 16 bytes in hex. Without the secret, two pseudonyms of one
 /// person at two verifiers cannot be linked.
@@ -175,22 +169,22 @@ pub fn unhex(text: &str) -> Option<Vec<u8>> {
         .collect()
 }
 
-fn sign1(payload: Vec<u8>, key: &SigningKey) -> Result<Vec<u8>, PassError> {
+fn sign1(payload: Vec<u8>, key: &PassKey) -> Result<Vec<u8>, PassError> {
     let protected = HeaderBuilder::new()
-        .algorithm(iana::Algorithm::EdDSA)
-        .key_id(key_id(&key.verifying_key()).to_vec())
+        .algorithm(key.alg())
+        .key_id(key.public().kid().to_vec())
         .build();
     CoseSign1Builder::new()
         .protected(protected)
         .payload(payload)
-        .create_signature(b"", |data| key.sign(data).to_bytes().to_vec())
+        .create_signature(b"", |data| key.sign(data))
         .build()
         .to_tagged_vec()
         .map_err(|_| PassError::Malformed("encoding"))
 }
 
 /// Issues a pass: the claims signed with `key`, compressed and encoded behind [`PREFIX`].
-pub fn issue(claims: &PassClaims, key: &SigningKey) -> Result<String, PassError> {
+pub fn issue(claims: &PassClaims, key: &PassKey) -> Result<String, PassError> {
     let id = unhex(&claims.pass_id).ok_or(PassError::Malformed("pass id"))?;
     let set = ClaimsSetBuilder::new()
         .issuer(claims.issuer.clone())
@@ -247,12 +241,11 @@ pub struct TrustedKey {
     /// Its key id.
     pub kid: [u8; 8],
     /// The public key.
-    pub key: VerifyingKey,
+    pub key: PublicKey,
 }
 
-/// The keys a verifier trusts: a JWK Set (RFC 7517) of `OKP`/`Ed25519` keys with their `kid`
-/// (base64url of the 8-byte key id) and `x` (base64url of the public key), and the issuer
-/// they sign for.
+/// The keys a verifier trusts: a JWK Set (RFC 7517) of `OKP`/`Ed25519` and `EC`/`P-256` keys
+/// with their `kid` (base64url of the 8-byte key id), and the issuer they sign for.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct TrustList {
     /// The issuer (`consentry/<tenant id>`).
@@ -263,14 +256,14 @@ pub struct TrustList {
 
 impl TrustList {
     /// A trust list of `keys` for `issuer`.
-    pub fn new(issuer: &str, keys: &[VerifyingKey]) -> TrustList {
+    pub fn new(issuer: &str, keys: &[PublicKey]) -> TrustList {
         TrustList {
             issuer: issuer.to_string(),
             keys: keys
                 .iter()
                 .map(|k| TrustedKey {
-                    kid: key_id(k),
-                    key: *k,
+                    kid: k.kid(),
+                    key: k.clone(),
                 })
                 .collect(),
         }
@@ -278,74 +271,49 @@ impl TrustList {
 
     /// The JWK Set document.
     pub fn to_json(&self) -> serde_json::Value {
-        let keys: Vec<_> = self
-            .keys
-            .iter()
-            .map(|k| {
-                serde_json::json!({
-                    "kty": "OKP", "crv": "Ed25519", "alg": "EdDSA", "use": "sig",
-                    "kid": URL_SAFE_NO_PAD.encode(k.kid),
-                    "x": URL_SAFE_NO_PAD.encode(k.key.as_bytes()),
-                })
-            })
-            .collect();
+        let keys: Vec<_> = self.keys.iter().map(|k| k.key.to_jwk()).collect();
         serde_json::json!({ "issuer": self.issuer, "keys": keys })
     }
 
     /// Reads a JWK Set written by [`TrustList::to_json`] (or by hand): every key must be an
-    /// Ed25519 `OKP` key whose `kid` matches its `x`.
+    /// Ed25519 or P-256 key whose `kid` matches it.
     pub fn from_json(text: &str) -> Result<TrustList, PassError> {
         let bad = PassError::TrustListInvalid;
         let doc: serde_json::Value = serde_json::from_str(text).map_err(|_| bad("not JSON"))?;
         let issuer = doc["issuer"].as_str().ok_or(bad("no issuer"))?.to_string();
-        let mut keys = Vec::new();
-        for k in doc["keys"].as_array().ok_or(bad("no keys"))? {
-            if k["kty"] != "OKP" || k["crv"] != "Ed25519" {
-                return Err(bad("a key is not OKP/Ed25519"));
-            }
-            let x = k["x"]
-                .as_str()
-                .and_then(|x| URL_SAFE_NO_PAD.decode(x).ok())
-                .and_then(|x| <[u8; 32]>::try_from(x).ok())
-                .ok_or(bad("a key's x is not 32 bytes of base64url"))?;
-            let key =
-                VerifyingKey::from_bytes(&x).map_err(|_| bad("a key is not a curve point"))?;
-            let kid = k["kid"]
-                .as_str()
-                .and_then(|x| URL_SAFE_NO_PAD.decode(x).ok())
-                .ok_or(bad("a key has no kid"))?;
-            if kid != key_id(&key) {
-                return Err(bad("a key's kid does not match its x"));
-            }
-            keys.push(TrustedKey {
-                kid: key_id(&key),
-                key,
-            });
-        }
+        let keys = doc["keys"]
+            .as_array()
+            .ok_or(bad("no keys"))?
+            .iter()
+            .map(|k| {
+                PublicKey::from_jwk(k).map(|key| TrustedKey {
+                    kid: key.kid(),
+                    key,
+                })
+            })
+            .collect::<Result<Vec<_>, _>>()?;
         Ok(TrustList { issuer, keys })
     }
 
-    fn find(&self, kid: &[u8]) -> Option<&VerifyingKey> {
+    fn find(&self, kid: &[u8]) -> Option<&PublicKey> {
         self.keys.iter().find(|k| k.kid == kid).map(|k| &k.key)
     }
 
     /// Checks `sign1`'s algorithm, key and signature against this list.
     fn check(&self, sign1: &CoseSign1) -> Result<(), PassError> {
-        let alg = sign1.protected.header.alg.as_ref();
-        if alg
-            != Some(&RegisteredLabelWithPrivate::Assigned(
-                iana::Algorithm::EdDSA,
-            ))
-        {
-            return Err(PassError::Malformed("algorithm is not EdDSA"));
-        }
+        let alg = match sign1.protected.header.alg.as_ref() {
+            Some(RegisteredLabelWithPrivate::Assigned(
+                a @ (iana::Algorithm::EdDSA | iana::Algorithm::ES256),
+            )) => *a,
+            _ => return Err(PassError::Malformed("algorithm is neither EdDSA nor ES256")),
+        };
         let key = self
             .find(&sign1.protected.header.key_id)
             .ok_or(PassError::UnknownKey)?;
-        sign1.verify_signature(b"", |sig, data| {
-            let sig = Signature::from_slice(sig).map_err(|_| PassError::BadSignature)?;
-            key.verify(data, &sig).map_err(|_| PassError::BadSignature)
-        })
+        if key.alg() != alg {
+            return Err(PassError::BadSignature);
+        }
+        sign1.verify_signature(b"", |sig, data| key.verify(data, sig))
     }
 }
 
@@ -444,7 +412,7 @@ pub struct RevocationList {
 impl RevocationList {
     /// The list as a signed `COSE_Sign1`: its payload a CBOR map `{1: iss, 6: iat, "version":
     /// n, "revoked": [bstr]}`.
-    pub fn sign(&self, key: &SigningKey) -> Result<Vec<u8>, PassError> {
+    pub fn sign(&self, key: &PassKey) -> Result<Vec<u8>, PassError> {
         use ciborium::Value;
         let map = Value::Map(vec![
             (Value::Integer(1.into()), Value::Text(self.issuer.clone())),

@@ -2,8 +2,12 @@ use super::*;
 
 const NOW: i64 = 1_800_000_000;
 
-fn key(seed: u8) -> SigningKey {
-    SigningKey::from_bytes(&[seed; 32])
+fn key(seed: u8) -> PassKey {
+    PassKey::Ed25519(ed25519_dalek::SigningKey::from_bytes(&[seed; 32]))
+}
+
+fn es256(seed: u8) -> PassKey {
+    PassKey::p256_from_bytes(&[seed; 32]).unwrap()
 }
 
 fn claims() -> PassClaims {
@@ -19,8 +23,8 @@ fn claims() -> PassClaims {
     }
 }
 
-fn trust(keys: &[&SigningKey]) -> TrustList {
-    let keys: Vec<_> = keys.iter().map(|k| k.verifying_key()).collect();
+fn trust(keys: &[&PassKey]) -> TrustList {
+    let keys: Vec<_> = keys.iter().map(|k| k.public()).collect();
     TrustList::new("consentry/t1", &keys)
 }
 
@@ -92,6 +96,56 @@ fn each_refusal_has_its_own_error() {
         verify(&pass, &foreign, &at(NOW)),
         Err(PassError::UnknownKey)
     );
+}
+
+#[test]
+fn es256_passes_verify_beside_eddsa_ones() {
+    let (ed, ec) = (key(1), es256(3));
+    let t = trust(&[&ed, &ec]);
+    let pass = issue(&claims(), &ec).unwrap();
+    assert_eq!(
+        unwrap(&pass).unwrap().protected.header.alg,
+        Some(RegisteredLabelWithPrivate::Assigned(iana::Algorithm::ES256))
+    );
+    assert_eq!(verify(&pass, &t, &at(NOW)).unwrap(), claims());
+    // Deterministic (RFC 6979): the same claims give the same pass.
+    assert_eq!(issue(&claims(), &ec).unwrap(), pass);
+    assert_eq!(
+        verify(&pass, &trust(&[&ed]), &at(NOW)),
+        Err(PassError::UnknownKey)
+    );
+    // An EdDSA header under the P-256 key's kid: refused.
+    let mut sign1 = unwrap(&pass).unwrap();
+    sign1.protected.header.alg = Some(RegisteredLabelWithPrivate::Assigned(iana::Algorithm::EdDSA));
+    sign1.protected.original_data = None;
+    let cose = sign1.to_tagged_vec().unwrap();
+    let mut z = flate2::write::ZlibEncoder::new(Vec::new(), flate2::Compression::best());
+    std::io::Write::write_all(&mut z, &cose).unwrap();
+    let forged = format!("{PREFIX}{}", base45::encode(&z.finish().unwrap()));
+    assert_eq!(verify(&forged, &t, &at(NOW)), Err(PassError::BadSignature));
+    // The trust list carries it as an EC JWK and reads it back.
+    let doc = t.to_json();
+    assert_eq!(
+        (
+            doc["keys"][1]["kty"].as_str(),
+            doc["keys"][1]["crv"].as_str()
+        ),
+        (Some("EC"), Some("P-256"))
+    );
+    assert_eq!(TrustList::from_json(&doc.to_string()).unwrap(), t);
+    // A revocation list signed with it opens.
+    let list = RevocationList {
+        issuer: "consentry/t1".into(),
+        version: 1,
+        issued_at: NOW,
+        revoked: vec![revocation_hash(&[7; 16])],
+    };
+    let opened = RevocationList::open(&list.sign(&ec).unwrap(), &t).unwrap();
+    let check = Check {
+        revocations: Some(&opened),
+        ..at(NOW)
+    };
+    assert_eq!(verify(&pass, &t, &check), Err(PassError::Revoked));
 }
 
 #[test]
@@ -298,4 +352,46 @@ fn a_photographed_pass_is_still_read() {
         .write_to(&mut png, ImageFormat::Png)
         .unwrap();
     assert_eq!(qr::read(png.get_ref()), Err(qr::ReadError::NoCode));
+}
+
+/// The fuzz targets' seed corpora (fuzz/corpus/…) hold a valid pass, a signed revocation list
+/// and a trust list made with the key the targets trust: they must stay what the code makes
+/// (`CONSENTRY_WRITE_FUZZ_SEEDS=1` writes them again after a format change).
+#[test]
+fn the_fuzz_seeds_are_what_the_code_makes() {
+    let (k, ec) = (key(1), es256(3));
+    let t = trust(&[&k, &ec]);
+    let pass = issue(&claims(), &k).unwrap();
+    let list = RevocationList {
+        issuer: "consentry/t1".into(),
+        version: 2,
+        issued_at: NOW,
+        revoked: vec![revocation_hash(&[7; 16]), revocation_hash(&[8; 16])],
+    };
+    let signed = list.sign(&k).unwrap();
+    let seeds: Vec<(&str, Vec<u8>)> = vec![
+        ("pass_verify/valid-pass", pass.clone().into_bytes()),
+        (
+            "pass_verify/valid-es256-pass",
+            issue(&claims(), &ec).unwrap().into_bytes(),
+        ),
+        ("pass_lists/revocation-list.cose", signed.clone()),
+        (
+            "pass_lists/revocation-list.json",
+            list.to_json(&signed).to_string().into_bytes(),
+        ),
+        (
+            "pass_lists/trust-list.json",
+            t.to_json().to_string().into_bytes(),
+        ),
+    ];
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fuzz/corpus");
+    for (name, bytes) in seeds {
+        let path = root.join(name);
+        if std::env::var_os("CONSENTRY_WRITE_FUZZ_SEEDS").is_some() {
+            std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+            std::fs::write(&path, &bytes).unwrap();
+        }
+        assert_eq!(std::fs::read(&path).unwrap(), bytes, "{name}");
+    }
 }

@@ -600,7 +600,7 @@ async fn every_endpoint_allows_exactly_the_roles_in_the_table() {
                     .await
                     .unwrap();
                 let pass = core
-                    .issue_pass(&admin, &s, "site-1", None, None)
+                    .issue_pass(&admin, &s, "site-1", None, None, consentry_pass::Alg::EdDSA)
                     .await
                     .unwrap();
                 let (k, _) = core

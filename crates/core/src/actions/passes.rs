@@ -7,7 +7,7 @@
 //! the encoding are deterministic, so it is the same text). Deleting the subject, or
 //! withdrawing their `pass` consent, revokes their live passes in the same transaction.
 
-use consentry_pass::{self as pass, PassClaims, RevocationList, TrustList};
+use consentry_pass::{self as pass, Alg, PassClaims, PassKey, RevocationList, TrustList};
 
 use crate::audit::{self, Record, System};
 use crate::core::{new_id, now};
@@ -77,15 +77,27 @@ impl Core {
         }
     }
 
+    /// The tenant's pass-signing key of `epoch` for `alg`.
+    fn pass_key(&self, tenant: &str, epoch: i64, alg: Alg) -> Result<PassKey, CoreError> {
+        match alg {
+            Alg::EdDSA => Ok(PassKey::Ed25519(self.keys.pass_key(tenant, epoch))),
+            Alg::ES256 => PassKey::p256_from_bytes(&self.keys.pass_key_es256(tenant, epoch))
+                .ok_or_else(|| CoreError::Internal("the derived P-256 key is not a scalar".into())),
+        }
+    }
+
     fn sign_pass(&self, tenant: &str, id: &str, row: &PassRow) -> Result<String, CoreError> {
-        let key = self.keys.pass_key(tenant, row.epoch);
+        let alg = Alg::parse(&row.alg)
+            .ok_or_else(|| CoreError::Internal(format!("stored pass algorithm {}", row.alg)))?;
+        let key = self.pass_key(tenant, row.epoch, alg)?;
         pass::issue(&self.pass_claims(tenant, id, row), &key)
             .map_err(|e| CoreError::Internal(format!("pass: {e}")))
     }
 
     /// Issues a pass to `subject` for `access` (admins and operators; needs the subject's
     /// consent for purpose `pass`). The verifier is the venue or site that will check it
-    /// (default: `access`): its pseudonym is that verifier's own.
+    /// (default: `access`): its pseudonym is that verifier's own. Signed with EdDSA unless
+    /// `alg` asks for ES256.
     pub async fn issue_pass(
         &self,
         p: &Principal,
@@ -93,6 +105,7 @@ impl Core {
         access: &str,
         verifier: Option<&str>,
         valid_days: Option<i64>,
+        alg: Alg,
     ) -> Result<IssuedPass, CoreError> {
         p.require(&[Role::Admin, Role::Operator])?;
         name("access", access)?;
@@ -112,6 +125,7 @@ impl Core {
         let row = PassRow {
             subject: subject.to_string(),
             epoch: store::passes::current_epoch(&mut tx, &p.tenant, t).await?,
+            alg: alg.as_str().to_string(),
             access: access.to_string(),
             verifier: verifier.to_string(),
             issued_at: t,
@@ -121,7 +135,8 @@ impl Core {
         let id = new_id();
         store::passes::insert(&mut tx, &p.tenant, &id, &row).await?;
         let r = Record::ok("pass.issue", Some(subject)).detail(format!(
-            "pass={id} access={access} verifier={verifier} days={days}"
+            "pass={id} access={access} verifier={verifier} days={days} alg={}",
+            alg.as_str()
         ));
         audit::record(&mut tx, p, r).await?;
         let text = self.sign_pass(&p.tenant, &id, &row)?;
@@ -189,23 +204,28 @@ impl Core {
         Ok(live.len())
     }
 
-    /// Starts a new pass-signing key (admins). The old key stays in the trust list until the
-    /// last pass it signed expires. Returns the new key's id (hex).
-    pub async fn rotate_pass_key(&self, p: &Principal) -> Result<String, CoreError> {
+    /// Starts new pass-signing keys (admins). The old ones stay in the trust list until the
+    /// last pass they signed expires. Returns the new keys' ids (hex), EdDSA then ES256.
+    pub async fn rotate_pass_key(&self, p: &Principal) -> Result<Vec<String>, CoreError> {
         p.require(&[Role::Admin])?;
         let mut tx = self.db.begin_write().await?;
         let epoch = store::passes::rotate(&mut tx, &p.tenant, now()).await?;
-        let kid = pass::hex(&pass::key_id(
-            &self.keys.pass_key(&p.tenant, epoch).verifying_key(),
-        ));
-        let r = Record::ok("pass.rotate_key", None).detail(format!("kid={kid}"));
+        let kids = [Alg::EdDSA, Alg::ES256]
+            .into_iter()
+            .map(|a| {
+                Ok(pass::hex(
+                    &self.pass_key(&p.tenant, epoch, a)?.public().kid(),
+                ))
+            })
+            .collect::<Result<Vec<_>, CoreError>>()?;
+        let r = Record::ok("pass.rotate_key", None).detail(format!("kids={}", kids.join(",")));
         audit::record(&mut tx, p, r).await?;
         tx.commit().await?;
-        Ok(kid)
+        Ok(kids)
     }
 
-    /// The tenant's pass trust list (public): the current key and every older one that signed
-    /// a pass that has not expired.
+    /// The tenant's pass trust list (public): the current keys (EdDSA and ES256) and every older
+    /// pair that signed a pass that has not expired, newest first.
     pub async fn pass_trust_list(&self, tenant: &str) -> Result<TrustList, CoreError> {
         let mut c = self.db.pool().acquire().await?;
         self.tenant_exists(&mut c, tenant).await?;
@@ -217,18 +237,21 @@ impl Core {
             epochs.push(store::passes::current_epoch(&mut tx, tenant, t).await?);
             tx.commit().await?;
         }
-        let keys: Vec<_> = epochs
-            .iter()
-            .map(|&e| self.keys.pass_key(tenant, e).verifying_key())
-            .collect();
+        let mut keys = Vec::with_capacity(2 * epochs.len());
+        for &e in &epochs {
+            for alg in [Alg::EdDSA, Alg::ES256] {
+                keys.push(self.pass_key(tenant, e, alg)?.public());
+            }
+        }
         Ok(TrustList::new(&audit::origin(tenant), &keys))
     }
 
-    /// The tenant's revocation list (public), signed now with the current key: the list and
-    /// its signed `COSE_Sign1`.
+    /// The tenant's revocation list (public), signed now with the current key for `alg`: the
+    /// list and its signed `COSE_Sign1`.
     pub async fn pass_revocations(
         &self,
         tenant: &str,
+        alg: Alg,
     ) -> Result<(RevocationList, Vec<u8>), CoreError> {
         let t = now();
         let mut tx = self.db.begin_write().await?;
@@ -246,7 +269,7 @@ impl Core {
                 .collect(),
         };
         let signed = list
-            .sign(&self.keys.pass_key(tenant, epoch))
+            .sign(&self.pass_key(tenant, epoch, alg)?)
             .map_err(|e| CoreError::Internal(format!("revocation list: {e}")))?;
         Ok((list, signed))
     }
@@ -260,7 +283,7 @@ impl Core {
             CoreError::Invalid("check-ins come from a device key with a site".into())
         })?;
         let trust = self.pass_trust_list(&p.tenant).await?;
-        let (list, _) = self.pass_revocations(&p.tenant).await?;
+        let (list, _) = self.pass_revocations(&p.tenant, Alg::EdDSA).await?;
         let t = now();
         let check = pass::Check {
             now: t,

@@ -8,6 +8,7 @@ use super::Conn;
 pub(crate) struct PassRow {
     pub subject: String,
     pub epoch: i64,
+    pub alg: String,
     pub access: String,
     pub verifier: String,
     pub issued_at: i64,
@@ -81,13 +82,14 @@ pub(crate) async fn insert(
     p: &PassRow,
 ) -> Result<(), sqlx::Error> {
     sqlx::query(
-        "INSERT INTO passes (id, tenant_id, subject_id, epoch, access, verifier, issued_at, expires_at) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+        "INSERT INTO passes (id, tenant_id, subject_id, epoch, alg, access, verifier, issued_at, expires_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
     )
     .bind(id)
     .bind(tenant)
     .bind(&p.subject)
     .bind(p.epoch)
+    .bind(&p.alg)
     .bind(&p.access)
     .bind(&p.verifier)
     .bind(p.issued_at)
@@ -105,7 +107,7 @@ pub(crate) async fn get(
     id: &str,
 ) -> Result<Option<PassRow>, sqlx::Error> {
     let row = sqlx::query(
-        "SELECT subject_id, epoch, access, verifier, issued_at, expires_at, revoked_at FROM passes \
+        "SELECT subject_id, epoch, alg, access, verifier, issued_at, expires_at, revoked_at FROM passes \
          WHERE id = $1 AND tenant_id = $2 AND subject_id = $3",
     )
     .bind(id)
@@ -117,6 +119,7 @@ pub(crate) async fn get(
         Ok(PassRow {
             subject: r.try_get("subject_id")?,
             epoch: r.try_get("epoch")?,
+            alg: r.try_get("alg")?,
             access: r.try_get("access")?,
             verifier: r.try_get("verifier")?,
             issued_at: r.try_get("issued_at")?,

@@ -14,6 +14,7 @@ CREATE TABLE passes (
     tenant_id TEXT NOT NULL REFERENCES tenants(id) ON DELETE CASCADE,
     subject_id TEXT NOT NULL REFERENCES subjects(id) ON DELETE CASCADE,
     epoch BIGINT NOT NULL,
+    alg TEXT NOT NULL CHECK (alg IN ('EdDSA', 'ES256')),
     access TEXT NOT NULL,
     verifier TEXT NOT NULL,
     issued_at BIGINT NOT NULL,

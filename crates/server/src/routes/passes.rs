@@ -11,7 +11,7 @@ use serde_json::json;
 use crate::extract::{created, json_body, Auth, Body, Path, Query};
 use crate::{ApiError, AppState, ErrorResponse};
 
-/// `{"access", "verifier"?, "valid_days"?}`.
+/// `{"access", "verifier"?, "valid_days"?, "alg"?}`.
 #[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct PassRequest {
@@ -25,6 +25,21 @@ pub(crate) struct PassRequest {
     /// Days of validity, 1 to 365 (default 30).
     #[schema(minimum = 1, maximum = 365)]
     valid_days: Option<i64>,
+    /// `EdDSA` (default) or `ES256`, for verifiers that cannot check EdDSA.
+    #[schema(pattern = "^(EdDSA|ES256)$")]
+    alg: Option<String>,
+}
+
+fn alg(a: Option<&str>) -> Result<consentry_pass::Alg, ApiError> {
+    match a {
+        None => Ok(consentry_pass::Alg::EdDSA),
+        Some(a) => consentry_pass::Alg::parse(a).ok_or_else(|| {
+            ApiError::new(
+                consentry_types::ErrorCode::InvalidRequest,
+                "alg must be EdDSA or ES256",
+            )
+        }),
+    }
 }
 
 #[utoipa::path(post, path = "/api/v1/subjects/{id}/passes", tag = "passes", security(("bearer" = [])), params(("id" = String, Path)),
@@ -40,6 +55,7 @@ pub(crate) async fn issue_pass(
     Body(body): Body,
 ) -> Result<Response, ApiError> {
     let req: PassRequest = json_body(&headers, &body)?;
+    let alg = alg(req.alg.as_deref())?;
     let issued = s
         .core
         .issue_pass(
@@ -48,6 +64,7 @@ pub(crate) async fn issue_pass(
             &req.access,
             req.verifier.as_deref(),
             req.valid_days,
+            alg,
         )
         .await?;
     Ok(created(json!(issued)))
@@ -113,19 +130,20 @@ pub(crate) async fn revoke_pass(
 }
 
 #[utoipa::path(post, path = "/api/v1/passes/rotate", tag = "passes", security(("bearer" = [])),
-    responses((status = 200, description = "`{\"kid\"}`: the new signing key's id (hex); the old key stays in the trust list until its last pass expires"),
+    responses((status = 200, description = "`{\"kids\": [EdDSA, ES256]}`: the new signing keys' ids (hex); the old ones stay in the trust list until their last pass expires"),
         (status = 401, description = "`unauthorized`", body = ErrorResponse), (status = 403, description = "`forbidden`", body = ErrorResponse)))]
 pub(crate) async fn rotate_key(
     State(s): State<AppState>,
     Auth(p): Auth,
 ) -> Result<Json<serde_json::Value>, ApiError> {
-    let kid = s.core.rotate_pass_key(&p).await?;
-    Ok(Json(json!({ "kid": kid })))
+    let kids = s.core.rotate_pass_key(&p).await?;
+    Ok(Json(json!({ "kids": kids })))
 }
 
 #[derive(Deserialize)]
 pub(crate) struct TenantQuery {
     tenant: String,
+    alg: Option<String>,
 }
 
 fn public(body: serde_json::Value) -> Response {
@@ -150,7 +168,8 @@ pub(crate) async fn trust(
 }
 
 #[utoipa::path(get, path = "/api/v1/passes/revocations", tag = "passes",
-    params(("tenant" = String, Query, description = "the issuing tenant's id")),
+    params(("tenant" = String, Query, description = "the issuing tenant's id"),
+        ("alg" = Option<String>, Query, description = "`EdDSA` (default) or `ES256`: what the list is signed with", pattern = "^(EdDSA|ES256)$")),
     description = "Public: no key. Signed when asked for; a verifier refuses a list older than it allows.",
     responses((status = 200, description = "`{\"issuer\", \"version\", \"issued_at\", \"revoked\": [hex], \"signed\"}`: `signed` is the base64url COSE_Sign1 a verifier trusts"),
         (status = 400, description = "`invalid_request`", body = ErrorResponse), (status = 404, description = "`not_found`", body = ErrorResponse)))]
@@ -158,7 +177,10 @@ pub(crate) async fn revocations(
     State(s): State<AppState>,
     Query(q): Query<TenantQuery>,
 ) -> Result<Response, ApiError> {
-    let (list, signed) = s.core.pass_revocations(&q.tenant).await?;
+    let (list, signed) = s
+        .core
+        .pass_revocations(&q.tenant, alg(q.alg.as_deref())?)
+        .await?;
     Ok(public(list.to_json(&signed)))
 }
 
