@@ -176,23 +176,34 @@ impl Core {
         // forgiven too.)
         let from = |since: i64| since.max(p.reinstated_at.map_or(i64::MIN, |r| r + 1));
         let base = self.baseline(&mut c, p, t).await?;
-        let recent =
-            store::abuse::actions_between(&mut c, &p.tenant, &p.key, from(t - 60), t + 1).await?;
-        if recent >= rules.burst_floor.max(rules.burst_factor * base.per_minute) {
+        // Each count stops at its limit: a request costs at most that many index rows, however
+        // busy the key.
+        let burst = rules.burst_floor.max(rules.burst_factor * base.per_minute);
+        let recent = store::abuse::actions_between_capped(
+            &mut c,
+            &p.tenant,
+            &p.key,
+            from(t - 60),
+            t + 1,
+            burst,
+        )
+        .await?;
+        if recent >= burst {
             return Ok(Some("burst"));
         }
         if matches!(p.role, Role::Admin | Role::Operator) {
-            let (reads, _) = store::abuse::distinct_reads_between(
+            let limit = rules
+                .distinct_reads_floor
+                .max(rules.distinct_reads_factor * base.reads_per_hour);
+            let reads = store::abuse::distinct_reads_capped(
                 &mut c,
                 &p.tenant,
                 &p.key,
                 from(t - 3600),
                 t + 1,
+                limit,
             )
             .await?;
-            let limit = rules
-                .distinct_reads_floor
-                .max(rules.distinct_reads_factor * base.reads_per_hour);
             if reads >= limit {
                 return Ok(Some("many_subjects_read"));
             }

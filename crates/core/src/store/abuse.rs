@@ -79,3 +79,52 @@ pub(crate) async fn distinct_reads_between(
     .await?;
     Ok((row.try_get("n")?, row.try_get("h")?))
 }
+
+/// Audit entries attributed to `key` in `since..until`, counted up to `cap` (the per-request
+/// rule needs to know only whether the cap is reached, so a busy key's minute is never
+/// counted past it).
+pub(crate) async fn actions_between_capped(
+    c: &mut Conn,
+    tenant: &str,
+    key: &str,
+    since: i64,
+    until: i64,
+    cap: i64,
+) -> Result<i64, sqlx::Error> {
+    sqlx::query(
+        "SELECT COUNT(*) AS n FROM (SELECT 1 AS one FROM audit_entries WHERE tenant_id = $1 \
+         AND actor_key = $2 AND at >= $3 AND at < $4 LIMIT $5) AS recent",
+    )
+    .bind(tenant)
+    .bind(key)
+    .bind(since)
+    .bind(until)
+    .bind(cap)
+    .fetch_one(c)
+    .await?
+    .try_get("n")
+}
+
+/// Distinct subject records `key` read in `since..until`, counted up to `cap` (through the
+/// index on actor and action, so other actions are never scanned).
+pub(crate) async fn distinct_reads_capped(
+    c: &mut Conn,
+    tenant: &str,
+    key: &str,
+    since: i64,
+    until: i64,
+    cap: i64,
+) -> Result<i64, sqlx::Error> {
+    sqlx::query(
+        "SELECT COUNT(*) AS n FROM (SELECT DISTINCT target FROM audit_entries WHERE tenant_id = $1 \
+         AND actor_key = $2 AND action = 'subject.read' AND at >= $3 AND at < $4 LIMIT $5) AS reads",
+    )
+    .bind(tenant)
+    .bind(key)
+    .bind(since)
+    .bind(until)
+    .bind(cap)
+    .fetch_one(c)
+    .await?
+    .try_get("n")
+}
