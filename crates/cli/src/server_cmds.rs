@@ -58,6 +58,9 @@ pub struct ServeArgs {
     /// raise it together with --rate-limit.
     #[arg(long, default_value_t = consentry_core::AbuseRules::default().burst_floor)]
     burst_floor: i64,
+    /// Days a venue check-in (pseudonym, venue, time) is kept before the sweep deletes it.
+    #[arg(long, default_value_t = consentry_core::CHECKIN_RETENTION_DAYS)]
+    checkin_retention_days: i64,
     /// Log level on stderr: off, error, warn, info (one line per request: request id, route
     /// template, status, duration; never ids, keys or images) or debug.
     #[arg(long, env = "CONSENTRY_LOG", default_value = "info")]
@@ -145,6 +148,8 @@ pub fn serve(engine: &EngineArgs, a: &ServeArgs) -> Result<(), Failure> {
     runtime()?.block_on(async {
         let mut core = open(&a.store, engine).await?;
         core.set_abuse_rules(rules);
+        core.set_checkin_retention_days(a.checkin_retention_days)
+            .map_err(fail)?;
         let core = Arc::new(core);
         let listener = tokio::net::TcpListener::bind(&a.listen)
             .await

@@ -33,6 +33,8 @@ pub struct Core {
     pub(crate) decoy: Decoy,
     /// The abuse rules and their state.
     pub(crate) guard: crate::abuse::Guard,
+    /// Days a venue check-in is kept.
+    pub(crate) checkin_retention_days: i64,
 }
 
 /// A data key and a sealed template that belong to no one, opened in place of a subject's
@@ -113,6 +115,7 @@ impl Core {
             ),
             decoy,
             guard: crate::abuse::Guard::new(crate::AbuseRules::default()),
+            checkin_retention_days: crate::CHECKIN_RETENTION_DAYS,
         })
     }
 

@@ -31,7 +31,8 @@ pub use crate::actions::access::{
 pub use crate::actions::keys::{KeyRequest, KeyView, MAX_KEY_DAYS};
 pub use crate::actions::links::{LinkResult, MintedLink, MAX_LINK_MINUTES};
 pub use crate::actions::passes::{
-    CheckIn, IssuedPass, CHECKIN_RETENTION_DAYS, DEFAULT_PASS_DAYS, MAX_PASS_DAYS,
+    CheckIn, IssuedPass, CHECKIN_RETENTION_DAYS, DEFAULT_PASS_DAYS, MAX_CHECKIN_RETENTION_DAYS,
+    MAX_PASS_DAYS,
 };
 pub use crate::audit::{origin as audit_origin, Access, MAX_ENTRIES_PER_READ};
 pub use crate::core::{new_id, Core};

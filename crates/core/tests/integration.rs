@@ -1120,6 +1120,10 @@ async fn passes_are_issued_checked_in_revoked_and_rotated() {
         assert_eq!(count(db, "SELECT COUNT(*) FROM checkins").await, 2);
         core.sweep_expired_at(now + 15 * 86_400).await.unwrap();
         assert_eq!(count(db, "SELECT COUNT(*) FROM checkins").await, 0);
+        let swept = format!(
+            "SELECT COUNT(*) FROM audit_entries WHERE tenant_id = '{tenant}' AND action = 'retention.sweep'"
+        );
+        assert_eq!(count(db, &swept).await, 1);
 
         // Every issue, revocation and check-in is in the log.
         let logged = |action: &str| {

@@ -18,8 +18,11 @@ use crate::{Core, CoreError, Principal, Purpose, Role};
 pub const DEFAULT_PASS_DAYS: i64 = 30;
 /// The longest a pass may be valid.
 pub const MAX_PASS_DAYS: i64 = 365;
-/// Check-ins are deleted this long after they were made.
+/// Check-ins are deleted this long after they were made, unless configured otherwise
+/// ([`Core::set_checkin_retention_days`]).
 pub const CHECKIN_RETENTION_DAYS: i64 = 14;
+/// The longest a check-in may be kept.
+pub const MAX_CHECKIN_RETENTION_DAYS: i64 = 365;
 
 /// An issued pass.
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
@@ -224,6 +227,18 @@ impl Core {
         Ok(kids)
     }
 
+    /// The tenant's signing epoch now: a read, and a write only the first time (the public
+    /// endpoints call this, and must not take the write lock on every call).
+    async fn signing_epoch(&self, c: &mut Conn, tenant: &str, t: i64) -> Result<i64, CoreError> {
+        if let Some(e) = store::passes::live_epoch(c, tenant).await? {
+            return Ok(e);
+        }
+        let mut tx = self.db.begin_write().await?;
+        let e = store::passes::current_epoch(&mut tx, tenant, t).await?;
+        tx.commit().await?;
+        Ok(e)
+    }
+
     /// The tenant's pass trust list (public): the current keys (EdDSA and ES256) and every older
     /// pair that signed a pass that has not expired, newest first.
     pub async fn pass_trust_list(&self, tenant: &str) -> Result<TrustList, CoreError> {
@@ -232,10 +247,7 @@ impl Core {
         let t = now();
         let mut epochs = store::passes::trusted_epochs(&mut c, tenant, t).await?;
         if epochs.is_empty() {
-            drop(c);
-            let mut tx = self.db.begin_write().await?;
-            epochs.push(store::passes::current_epoch(&mut tx, tenant, t).await?);
-            tx.commit().await?;
+            epochs.push(self.signing_epoch(&mut c, tenant, t).await?);
         }
         let mut keys = Vec::with_capacity(2 * epochs.len());
         for &e in &epochs {
@@ -254,11 +266,11 @@ impl Core {
         alg: Alg,
     ) -> Result<(RevocationList, Vec<u8>), CoreError> {
         let t = now();
-        let mut tx = self.db.begin_write().await?;
-        self.tenant_exists(&mut tx, tenant).await?;
-        let epoch = store::passes::current_epoch(&mut tx, tenant, t).await?;
-        let (hashes, version) = store::passes::revocations(&mut tx, tenant, t).await?;
-        tx.commit().await?;
+        let mut c = self.db.pool().acquire().await?;
+        self.tenant_exists(&mut c, tenant).await?;
+        let epoch = self.signing_epoch(&mut c, tenant, t).await?;
+        let (hashes, version) = store::passes::revocations(&mut c, tenant, t).await?;
+        drop(c);
         let list = RevocationList {
             issuer: audit::origin(tenant),
             version: u64::try_from(version).unwrap_or(0),
@@ -276,7 +288,8 @@ impl Core {
 
     /// A venue checks a pass in (device keys with a site): the pass is verified against the
     /// tenant's keys and revocations, and must be for this site. Only the pseudonym, the venue
-    /// and the time are recorded; they are deleted after [`CHECKIN_RETENTION_DAYS`].
+    /// and the time are recorded; they are deleted after the check-in retention (default
+    /// [`CHECKIN_RETENTION_DAYS`]).
     pub async fn check_in(&self, p: &Principal, text: &str) -> Result<CheckIn, CoreError> {
         p.require(&[Role::Device])?;
         let venue = p.site.clone().ok_or_else(|| {
@@ -319,10 +332,23 @@ impl Core {
         }
     }
 
-    /// Deletes check-ins older than [`CHECKIN_RETENTION_DAYS`] at `at` (all tenants), with an
-    /// entry in each tenant's log. Returns how many.
+    /// Sets how many days check-ins are kept (1 to [`MAX_CHECKIN_RETENTION_DAYS`]; default
+    /// [`CHECKIN_RETENTION_DAYS`]).
+    pub fn set_checkin_retention_days(&mut self, days: i64) -> Result<(), CoreError> {
+        if !(1..=MAX_CHECKIN_RETENTION_DAYS).contains(&days) {
+            return Err(CoreError::Invalid(format!(
+                "check-in retention must be 1 to {MAX_CHECKIN_RETENTION_DAYS} days"
+            )));
+        }
+        self.checkin_retention_days = days;
+        Ok(())
+    }
+
+    /// Deletes check-ins older than the retention at `at` (all tenants), with an entry in each
+    /// tenant's log. Returns how many.
     pub(crate) async fn sweep_checkins(&self, c: &mut Conn, at: i64) -> Result<u64, CoreError> {
-        let gone = store::passes::sweep_checkins(c, at - CHECKIN_RETENTION_DAYS * 86_400).await?;
+        let before = at - self.checkin_retention_days * 86_400;
+        let gone = store::passes::sweep_checkins(c, before).await?;
         let mut total = 0;
         for (tenant, n) in gone {
             let r = Record::ok("retention.sweep", None).detail(format!("checkins={n}"));

@@ -16,16 +16,23 @@ pub(crate) struct PassRow {
     pub revoked_at: Option<i64>,
 }
 
-/// The current signing epoch of `tenant`, creating epoch 1 on first use.
-pub(crate) async fn current_epoch(c: &mut Conn, tenant: &str, at: i64) -> Result<i64, sqlx::Error> {
-    let row = sqlx::query(
+/// The current signing epoch of `tenant`, if it has one yet (a read).
+pub(crate) async fn live_epoch(c: &mut Conn, tenant: &str) -> Result<Option<i64>, sqlx::Error> {
+    sqlx::query(
         "SELECT epoch FROM pass_keys WHERE tenant_id = $1 AND retired_at IS NULL ORDER BY epoch DESC LIMIT 1",
     )
     .bind(tenant)
-    .fetch_optional(&mut *c)
-    .await?;
-    if let Some(r) = row {
-        return r.try_get("epoch");
+    .fetch_optional(c)
+    .await?
+    .map(|r| r.try_get("epoch"))
+    .transpose()
+}
+
+/// The current signing epoch of `tenant`, creating epoch 1 on first use (in a write
+/// transaction).
+pub(crate) async fn current_epoch(c: &mut Conn, tenant: &str, at: i64) -> Result<i64, sqlx::Error> {
+    if let Some(e) = live_epoch(&mut *c, tenant).await? {
+        return Ok(e);
     }
     sqlx::query(
         "INSERT INTO pass_keys (tenant_id, epoch, created_at) VALUES ($1, 1, $2) ON CONFLICT DO NOTHING",
