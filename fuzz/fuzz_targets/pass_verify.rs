@@ -4,20 +4,13 @@
 #![no_main]
 
 use std::io::Write;
-use std::sync::OnceLock;
 
-use consentry_pass::{base45, verify, Check, PassKey, TrustList, PREFIX};
+use consentry_pass::{base45, verify, Check, PREFIX};
 use libfuzzer_sys::fuzz_target;
 
-fn trust() -> &'static TrustList {
-    static T: OnceLock<TrustList> = OnceLock::new();
-    T.get_or_init(|| {
-        let ed = ed25519_dalek::SigningKey::from_bytes(&[1; 32]);
-        let keys = [Some(PassKey::Ed25519(ed)), PassKey::p256_from_bytes(&[3; 32])];
-        let keys: Vec<_> = keys.iter().flatten().map(PassKey::public).collect();
-        TrustList::new("consentry/t1", &keys)
-    })
-}
+#[path = "common.rs"]
+mod common;
+use common::trust;
 
 fuzz_target!(|data: &[u8]| {
     let check = Check {

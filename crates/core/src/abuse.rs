@@ -179,15 +179,9 @@ impl Core {
         // Each count stops at its limit: a request costs at most that many index rows, however
         // busy the key.
         let burst = rules.burst_floor.max(rules.burst_factor * base.per_minute);
-        let recent = store::abuse::actions_between_capped(
-            &mut c,
-            &p.tenant,
-            &p.key,
-            from(t - 60),
-            t + 1,
-            burst,
-        )
-        .await?;
+        let recent =
+            store::abuse::actions_between(&mut c, &p.tenant, &p.key, from(t - 60), t + 1, burst)
+                .await?;
         if recent >= burst {
             return Ok(Some("burst"));
         }
@@ -221,7 +215,8 @@ impl Core {
         if let Some(b) = cached.filter(|b| t - b.at < BASELINE_TTL) {
             return Ok(b);
         }
-        let day = store::abuse::actions_between(c, &p.tenant, &p.key, t - 86_400, t - 60).await?;
+        let day = store::abuse::actions_between(c, &p.tenant, &p.key, t - 86_400, t - 60, i64::MAX)
+            .await?;
         let (reads, hours) =
             store::abuse::distinct_reads_between(c, &p.tenant, &p.key, t - 7 * 86_400, t - 3600)
                 .await?;

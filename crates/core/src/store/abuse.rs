@@ -39,26 +39,6 @@ pub(crate) async fn add_network(
     Ok(())
 }
 
-/// Audit entries attributed to `key` in `since..until`.
-pub(crate) async fn actions_between(
-    c: &mut Conn,
-    tenant: &str,
-    key: &str,
-    since: i64,
-    until: i64,
-) -> Result<i64, sqlx::Error> {
-    sqlx::query(
-        "SELECT COUNT(*) AS n FROM audit_entries WHERE tenant_id = $1 AND actor_key = $2 AND at >= $3 AND at < $4",
-    )
-    .bind(tenant)
-    .bind(key)
-    .bind(since)
-    .bind(until)
-    .fetch_one(c)
-    .await?
-    .try_get("n")
-}
-
 /// Distinct subject records `key` read in `since..until`, and in how many distinct hours.
 pub(crate) async fn distinct_reads_between(
     c: &mut Conn,
@@ -82,8 +62,8 @@ pub(crate) async fn distinct_reads_between(
 
 /// Audit entries attributed to `key` in `since..until`, counted up to `cap` (the per-request
 /// rule needs to know only whether the cap is reached, so a busy key's minute is never
-/// counted past it).
-pub(crate) async fn actions_between_capped(
+/// counted past it; the daily baseline passes `i64::MAX`).
+pub(crate) async fn actions_between(
     c: &mut Conn,
     tenant: &str,
     key: &str,
