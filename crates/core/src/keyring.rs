@@ -33,8 +33,21 @@ impl Keyring {
     }
 
     /// Reads the key file, or creates it (mode 0600) with a new random key when missing.
-    /// Returns whether it was created, so the caller can warn that it must be backed up.
+    /// Returns whether it was created, so the caller can warn that it must be backed up. A
+    /// file that its group or others may read or write is refused: the root key opens every
+    /// template.
     pub fn load_or_create(path: &Path) -> Result<(Keyring, bool), CoreError> {
+        #[cfg(unix)]
+        if let Ok(meta) = std::fs::metadata(path) {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = meta.permissions().mode() & 0o777;
+            if mode & 0o077 != 0 {
+                return Err(CoreError::KeyFile(format!(
+                    "{}: mode {mode:03o} lets others read the root key; run chmod 600 on it",
+                    path.display()
+                )));
+            }
+        }
         // The file's text is the root key in hex: kept in a zeroizing buffer, wiped after use.
         match std::fs::read_to_string(path).map(Zeroizing::new) {
             Ok(text) => Ok((Keyring::from_hex(&text)?, false)),

@@ -209,6 +209,27 @@ async fn the_key_file_is_created_private_and_reused() {
         "tenants get different keys"
     );
     assert!(!format!("{a:?}").contains(&std::fs::read_to_string(&path).unwrap()));
+    // A key file others may read is refused, with what to do.
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        for mode in [0o644, 0o640, 0o604, 0o660] {
+            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode)).unwrap();
+            match Keyring::load_or_create(&path) {
+                Err(e) => {
+                    assert_eq!(e.code(), ErrorCode::KeyUnavailable);
+                    assert!(e.to_string().contains("chmod 600"), "{e}");
+                }
+                Ok(_) => panic!("mode {mode:o} accepted"),
+            }
+        }
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o400)).unwrap();
+        assert!(
+            Keyring::load_or_create(&path).is_ok(),
+            "read-only for the owner is fine"
+        );
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
+    }
     std::fs::write(&path, "not hex").unwrap();
     assert_eq!(
         code(Keyring::load_or_create(&path)),
