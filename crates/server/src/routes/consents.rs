@@ -12,7 +12,7 @@ use crate::{ApiError, AppState, ErrorResponse};
 
 #[utoipa::path(delete, path = "/api/v1/subjects/{id}/consents/{cid}", tag = "consents", security(("bearer" = [])),
     params(("id" = String, Path), ("cid" = String, Path)),
-    responses((status = 204, description = "withdrawn; the last consent for a purpose deletes its templates"), (status = 404, description = "`not_found`", body = ErrorResponse), (status = 401, description = "`unauthorized`", body = ErrorResponse)))]
+    responses((status = 204, description = "withdrawn; the last consent for a purpose deletes its templates (for `pass`: revokes the live passes)"), (status = 404, description = "`not_found`", body = ErrorResponse), (status = 401, description = "`unauthorized`", body = ErrorResponse)))]
 pub(crate) async fn withdraw_consent(
     State(s): State<AppState>,
     Auth(p): Auth,
@@ -26,7 +26,11 @@ pub(crate) async fn withdraw_consent(
 #[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct ConsentRequest {
+    /// `access` (1:N at a gate), `verification` (1:1) or `pass` (QR passes).
+    #[schema(pattern = "^(access|verification|pass)$")]
     purpose: String,
+    /// Days the data is kept (1 to 1095).
+    #[schema(minimum = 1, maximum = 1095)]
     retention_days: i64,
 }
 
