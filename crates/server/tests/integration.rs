@@ -390,6 +390,16 @@ async fn call_h(
     )
 }
 
+/// A core on a fresh database of `url`'s backend, with a key file of its own in `scratch`.
+async fn core_at(scratch: &Scratch, url: &str) -> (Core, Db) {
+    let db = Db::open(url).await.unwrap();
+    let key_file = scratch
+        .dir
+        .join(format!("{}.key", url.starts_with("sqlite")));
+    let (keys, _) = Keyring::load_or_create(&key_file).unwrap();
+    (Core::new(db.clone(), engine(), keys).unwrap(), db)
+}
+
 /// docs/security.md's role × endpoint table, walked: every endpoint, every role, with the own
 /// tenant's records and with a foreign tenant's key.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -397,17 +407,10 @@ async fn every_endpoint_allows_exactly_the_roles_in_the_table() {
     use consentry_core::{KeyRequest, Purpose, Role};
     let scratch = Scratch::new("server_roles").await;
     for url in scratch.backends() {
-        let db = Db::open(&url).await.unwrap();
-        let (keys, _) = Keyring::load_or_create(
-            &scratch
-                .dir
-                .join(format!("{}.key", url.starts_with("sqlite"))),
-        )
-        .unwrap();
+        let (mut core, db) = core_at(&scratch, &url).await;
         // The walk makes a fresh record for every call, over a thousand actions of the admin
         // key in a minute: the many-records and burst rules would stop it partway (they have
         // tests of their own).
-        let mut core = Core::new(db.clone(), engine(), keys).unwrap();
         core.set_abuse_rules(consentry_core::AbuseRules {
             distinct_reads_floor: 1_000_000,
             burst_floor: 1_000_000,
@@ -682,14 +685,8 @@ async fn every_endpoint_allows_exactly_the_roles_in_the_table() {
 async fn the_key_life_cycle_over_http() {
     let scratch = Scratch::new("server_keys").await;
     for url in scratch.backends() {
-        let db = Db::open(&url).await.unwrap();
-        let (keys, _) = Keyring::load_or_create(
-            &scratch
-                .dir
-                .join(format!("{}.key", url.starts_with("sqlite"))),
-        )
-        .unwrap();
-        let core = Arc::new(Core::new(db.clone(), engine(), keys).unwrap());
+        let (core, db) = core_at(&scratch, &url).await;
+        let core = Arc::new(core);
         let (_, admin) = core.bootstrap_tenant("Keys").await.unwrap();
         let app = consentry_server::router(core.clone());
         let auth = format!("Bearer {admin}");
@@ -961,14 +958,8 @@ async fn a_sold_operator_login_is_suspended_logged_and_alerted() {
 
     let scratch = Scratch::new("server_abuse").await;
     for url in scratch.backends() {
-        let db = Db::open(&url).await.unwrap();
-        let (keys, _) = Keyring::load_or_create(
-            &scratch
-                .dir
-                .join(format!("{}.key", url.starts_with("sqlite"))),
-        )
-        .unwrap();
-        let core = Arc::new(Core::new(db.clone(), engine(), keys).unwrap());
+        let (core, db) = core_at(&scratch, &url).await;
+        let core = Arc::new(core);
         let secret = b"a webhook secret of some length".to_vec();
         let hook = Webhook {
             target: consentry_server::client::Target::parse(&format!("http://{hook_addr}/alerts"))
@@ -1109,14 +1100,8 @@ async fn links_are_scoped_and_short_lived_and_the_person_reads_their_accesses() 
     use consentry_core::{KeyRequest, Purpose, Role};
     let scratch = Scratch::new("server_links").await;
     for url in scratch.backends() {
-        let db = Db::open(&url).await.unwrap();
-        let (keys, _) = Keyring::load_or_create(
-            &scratch
-                .dir
-                .join(format!("{}.key", url.starts_with("sqlite"))),
-        )
-        .unwrap();
-        let core = Arc::new(Core::new(db.clone(), engine(), keys).unwrap());
+        let (core, db) = core_at(&scratch, &url).await;
+        let core = Arc::new(core);
         let (_, admin_key) = core.bootstrap_tenant("Links").await.unwrap();
         let admin = core.authenticate(&admin_key).await.unwrap();
         let (_, op1) = core
