@@ -269,9 +269,24 @@ impl Core {
         let mut c = self.db.pool().acquire().await?;
         self.tenant_exists(&mut c, tenant).await?;
         let epoch = self.signing_epoch(&mut c, tenant, t).await?;
-        let (hashes, version) = store::passes::revocations(&mut c, tenant, t).await?;
+        let list = self.revocation_list(&mut c, tenant, t).await?;
         drop(c);
-        let list = RevocationList {
+        let signed = list
+            .sign(&self.pass_key(tenant, epoch, alg)?)
+            .map_err(|e| CoreError::Internal(format!("revocation list: {e}")))?;
+        Ok((list, signed))
+    }
+
+    /// The tenant's revocations at `t`, unsigned (the server's own check-ins need no
+    /// signature).
+    async fn revocation_list(
+        &self,
+        c: &mut Conn,
+        tenant: &str,
+        t: i64,
+    ) -> Result<RevocationList, CoreError> {
+        let (hashes, version) = store::passes::revocations(c, tenant, t).await?;
+        Ok(RevocationList {
             issuer: audit::origin(tenant),
             version: u64::try_from(version).unwrap_or(0),
             issued_at: t,
@@ -279,11 +294,7 @@ impl Core {
                 .iter()
                 .filter_map(|h| <[u8; 16]>::try_from(h.as_slice()).ok())
                 .collect(),
-        };
-        let signed = list
-            .sign(&self.pass_key(tenant, epoch, alg)?)
-            .map_err(|e| CoreError::Internal(format!("revocation list: {e}")))?;
-        Ok((list, signed))
+        })
     }
 
     /// A venue checks a pass in (device keys with a site): the pass is verified against the
@@ -296,8 +307,11 @@ impl Core {
             CoreError::Invalid("check-ins come from a device key with a site".into())
         })?;
         let trust = self.pass_trust_list(&p.tenant).await?;
-        let (list, _) = self.pass_revocations(&p.tenant, Alg::EdDSA).await?;
         let t = now();
+        let list = {
+            let mut c = self.db.pool().acquire().await?;
+            self.revocation_list(&mut c, &p.tenant, t).await?
+        };
         let check = pass::Check {
             now: t,
             verifier: Some(&venue),
