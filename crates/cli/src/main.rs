@@ -172,6 +172,7 @@ fn main() -> ExitCode {
         Command::Bench(b) => b.json(),
         Command::Serve(_) => false,
         Command::Admin(server_cmds::AdminCommand::Bootstrap(a)) => a.json,
+        Command::Admin(server_cmds::AdminCommand::RotateKeys(a)) => a.json,
         Command::Audit(a) => a.json(),
         Command::Pass(a) => a.json(),
     };

@@ -18,10 +18,98 @@ pub struct StoreArgs {
     /// Database URL: sqlite://PATH (created on first start) or postgres://…
     #[arg(long, env = "CONSENTRY_DB", default_value = "sqlite://consentry.db")]
     pub(crate) db: String,
-    /// The root key file (64 hex digits). Default: beside a SQLite database as `<db>.key`,
-    /// else `consentry.key`. CONSENTRY_ROOT_KEY (hex) takes precedence over any file.
-    #[arg(long, env = "CONSENTRY_KEY_FILE")]
-    key_file: Option<PathBuf>,
+    /// The key store: a directory (mode 0700) with the root key and the key-encryption-key
+    /// epochs, created on first start. It must not be inside a SQLite database's folder, so
+    /// that one backup never holds both. Default:
+    /// $XDG_DATA_HOME/consentry/keys/<database name>-<hash of its path or URL> (with
+    /// ~/.local/share for an unset XDG_DATA_HOME). CONSENTRY_ROOT_KEY (hex) takes precedence
+    /// over the root key file.
+    #[arg(long, env = "CONSENTRY_KEY_DIR")]
+    key_dir: Option<PathBuf>,
+}
+
+impl StoreArgs {
+    /// The SQLite database's file, if the database is SQLite.
+    fn sqlite_path(&self) -> Option<PathBuf> {
+        self.db
+            .strip_prefix("sqlite://")
+            .or_else(|| self.db.strip_prefix("sqlite:"))
+            .map(|p| PathBuf::from(p.split('?').next().unwrap_or(p)))
+    }
+
+    /// The key directory: given, or the default for this database; refused inside a SQLite
+    /// database's folder.
+    pub(crate) fn key_dir(&self) -> Result<PathBuf, Failure> {
+        let bad = |message: String| Failure {
+            code: ErrorCode::KeyUnavailable,
+            message,
+        };
+        let dir = match &self.key_dir {
+            Some(d) => absolute(d),
+            None => {
+                let base = std::env::var_os("XDG_DATA_HOME")
+                    .filter(|v| !v.is_empty())
+                    .map(PathBuf::from)
+                    .or_else(|| {
+                        std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".local/share"))
+                    })
+                    .ok_or_else(|| {
+                        bad("neither XDG_DATA_HOME nor HOME is set: give --key-dir".into())
+                    })?;
+                let (name, identity) = match self.sqlite_path() {
+                    Some(p) => {
+                        let p = absolute(&p);
+                        let name = p.file_stem().map(|s| s.to_string_lossy().into_owned());
+                        (
+                            name.unwrap_or_else(|| "consentry".into()),
+                            p.display().to_string(),
+                        )
+                    }
+                    None => ("postgres".to_string(), redact_url(&self.db)),
+                };
+                let digest = <sha2::Sha256 as sha2::Digest>::digest(identity.as_bytes());
+                let tag: String = digest[..4].iter().map(|b| format!("{b:02x}")).collect();
+                base.join("consentry/keys").join(format!("{name}-{tag}"))
+            }
+        };
+        if let Some(db) = self.sqlite_path() {
+            if let Some(folder) = absolute(&db).parent() {
+                if dir.starts_with(folder) {
+                    return Err(bad(format!(
+                        "the key directory {} is inside the database's folder {}: one backup of \
+                         the folder would hold the database and the keys that open it. Give a \
+                         --key-dir elsewhere",
+                        dir.display(),
+                        folder.display()
+                    )));
+                }
+            }
+        }
+        Ok(dir)
+    }
+}
+
+/// An absolute path with its existing part resolved (symbolic links, `..`), for comparing.
+fn absolute(p: &std::path::Path) -> PathBuf {
+    let p = std::env::current_dir().map_or_else(|_| p.to_path_buf(), |cwd| cwd.join(p));
+    let mut existing = p.as_path();
+    let mut rest = Vec::new();
+    while !existing.exists() {
+        match (existing.parent(), existing.file_name()) {
+            (Some(parent), Some(name)) => {
+                rest.push(name.to_os_string());
+                existing = parent;
+            }
+            _ => return p.clone(),
+        }
+    }
+    let mut out = existing
+        .canonicalize()
+        .unwrap_or_else(|_| existing.to_path_buf());
+    for name in rest.iter().rev() {
+        out.push(name);
+    }
+    out
 }
 
 /// `consentry serve`.
@@ -45,6 +133,11 @@ pub struct ServeArgs {
     /// CONSENTRY_ALERT_SECRET (X-Consentry-Signature). Without it they are logged.
     #[arg(long, env = "CONSENTRY_ALERT_WEBHOOK")]
     alert_webhook: Option<String>,
+    /// Hours between rotations of the key-encryption key (0: only `consentry admin
+    /// rotate-keys` rotates). A backup taken before a subject's deletion stops opening that
+    /// subject's templates at the next rotation.
+    #[arg(long, default_value_t = 24)]
+    kek_rotation_hours: u64,
     /// The UTC hours in which operator keys may identify, START-END (e.g. 7-19); an operator
     /// identifying outside them is suspended. Default: any time.
     #[arg(long, value_name = "START-END")]
@@ -72,6 +165,20 @@ pub struct ServeArgs {
 pub enum AdminCommand {
     /// Create a tenant and print its first admin key (shown once, stored only as a hash).
     Bootstrap(BootstrapArgs),
+    /// Rotate the key-encryption key: a new epoch, every data key re-wrapped under it, the old
+    /// epochs destroyed. Runs beside a live server (no downtime); from then on no copy of the
+    /// database made before opens any template.
+    RotateKeys(RotateArgs),
+}
+
+/// `consentry admin rotate-keys`.
+#[derive(Args)]
+pub struct RotateArgs {
+    #[command(flatten)]
+    store: StoreArgs,
+    /// Print JSON.
+    #[arg(long)]
+    pub json: bool,
 }
 
 /// `consentry admin bootstrap`.
@@ -108,28 +215,24 @@ pub(crate) async fn open(store: &StoreArgs, engine: &EngineArgs) -> Result<Core,
     let db = Db::open(&store.db).await.map_err(fail)?;
     // The variable's value is the root key: our copy is wiped after use (the process's
     // environment block keeps its own until exit; prefer the key file, mode 0600).
+    let dir = store.key_dir()?;
     let keys = match std::env::var("CONSENTRY_ROOT_KEY").map(Zeroizing::new) {
-        Ok(hex) => Keyring::from_hex(&hex).map_err(fail)?,
+        Ok(hex) => Keyring::open_with_root(&dir, &hex).map_err(fail)?,
         Err(_) => {
-            let path = store.key_file.clone().unwrap_or_else(|| {
-                match store.db.strip_prefix("sqlite://") {
-                    Some(p) => PathBuf::from(format!("{}.key", p.split('?').next().unwrap_or(p))),
-                    None => PathBuf::from("consentry.key"),
-                }
-            });
-            let (keys, created) = Keyring::load_or_create(&path).map_err(fail)?;
+            let (keys, created) = Keyring::open(&dir).map_err(fail)?;
             if created {
                 eprintln!(
-                    "consentry: WARNING: created a new root key in {} (mode 0600). Back it up \
-                     and keep it away from database backups: without it no template can be opened.",
-                    path.display()
+                    "consentry: created the key store {} (mode 0700). Keep it apart from the \
+                     database's backups: without it no template opens, and with an old copy of \
+                     it a deleted person's templates would.",
+                    dir.display()
                 );
             }
             keys
         }
     };
     let engine = engine.load_for_server().map_err(Failure::from)?;
-    Core::new(db, Arc::new(engine), keys).map_err(fail)
+    Core::new(db, Arc::new(engine), keys).await.map_err(fail)
 }
 
 pub fn serve(engine: &EngineArgs, a: &ServeArgs) -> Result<(), Failure> {
@@ -206,6 +309,8 @@ fn server_options(a: &ServeArgs) -> Result<consentry_server::Options, Failure> {
     for spec in &a.rate_limits {
         options.rate_limits.set(spec).map_err(bad)?;
     }
+    options.kek_rotation = (a.kek_rotation_hours > 0)
+        .then(|| std::time::Duration::from_secs(a.kek_rotation_hours.saturating_mul(3600)));
     if let Some(url) = &a.alert_webhook {
         let secret = std::env::var("CONSENTRY_ALERT_SECRET")
             .map(|s| Zeroizing::new(s.into_bytes()))
@@ -292,7 +397,10 @@ pub(crate) fn redact_url(url: &str) -> String {
 }
 
 pub fn admin(engine: &EngineArgs, cmd: &AdminCommand) -> Result<(), Failure> {
-    let AdminCommand::Bootstrap(a) = cmd;
+    let a = match cmd {
+        AdminCommand::Bootstrap(a) => a,
+        AdminCommand::RotateKeys(r) => return rotate_keys(engine, r),
+    };
     runtime()?.block_on(async {
         let core = open(&a.store, engine).await?;
         let (tenant, key) = core.bootstrap_tenant(&a.tenant).await.map_err(fail)?;
@@ -300,6 +408,51 @@ pub fn admin(engine: &EngineArgs, cmd: &AdminCommand) -> Result<(), Failure> {
             println!("{}", json!({ "tenant_id": tenant, "admin_key": key }));
         } else {
             println!("tenant {tenant}\nadmin key (shown once): {key}");
+        }
+        Ok(())
+    })
+}
+
+fn rotate_keys(engine: &EngineArgs, a: &RotateArgs) -> Result<(), Failure> {
+    runtime()?.block_on(async {
+        let core = open(&a.store, engine).await?;
+        let bar = indicatif::ProgressBar::new(0).with_style(
+            indicatif::ProgressStyle::with_template(
+                "re-wrapping data keys {bar:40} {pos}/{len} {eta}",
+            )
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+        );
+        if a.json {
+            bar.set_draw_target(indicatif::ProgressDrawTarget::hidden());
+        }
+        let progress = |done: u64, total: u64| {
+            bar.set_length(total);
+            bar.set_position(done);
+        };
+        let r = core.rotate_keys(&progress).await.map_err(fail)?;
+        bar.finish_and_clear();
+        core.close().await;
+        if a.json {
+            println!("{}", serde_json::to_string(&r).unwrap_or_default());
+        } else {
+            println!(
+                "key-encryption key now {}; {} data keys re-wrapped; destroyed: {}{}",
+                r.epoch,
+                r.rewrapped,
+                if r.destroyed.is_empty() {
+                    "none".into()
+                } else {
+                    r.destroyed.join(", ")
+                },
+                if r.kept.is_empty() {
+                    String::new()
+                } else {
+                    format!(
+                        "; kept (keys still under them, see the log): {}",
+                        r.kept.join(", ")
+                    )
+                }
+            );
         }
         Ok(())
     })

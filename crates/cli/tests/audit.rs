@@ -28,7 +28,7 @@ async fn exec(db: &Db, sql: &str) {
 async fn the_verifier_catches_rows_changed_removed_or_reordered_in_the_database() {
     let scratch = Scratch::new("cli_audit").await;
     for (n, db_url) in scratch.backends().iter().enumerate() {
-        let key_file = scratch.dir.join(format!("{n}.key"));
+        let key_file = scratch.key_dir(&n.to_string());
         let admin = bootstrap(db_url, &key_file, "Residence West");
         let server = Server::start(db_url, &key_file);
 
@@ -158,7 +158,7 @@ async fn the_verifier_catches_rows_changed_removed_or_reordered_in_the_database(
 async fn two_servers_on_one_postgres_database_append_to_one_tree() {
     let scratch = Scratch::new("cli_audit_nodes").await;
     let db_url = scratch.pg_url();
-    let key_file = scratch.dir.join("shared.key");
+    let key_file = scratch.key_dir("shared");
     let admin = bootstrap(&db_url, &key_file, "Two Nodes");
     let a = Server::start(&db_url, &key_file);
     let b = Server::start(&db_url, &key_file);
@@ -230,7 +230,7 @@ async fn call_from(
 async fn a_key_used_from_a_new_network_is_suspended() {
     let scratch = Scratch::new("cli_network").await;
     let db = scratch.sqlite_url("net");
-    let key_file = scratch.dir.join("net.key");
+    let key_file = scratch.key_dir("net");
     let admin = bootstrap(&db, &key_file, "Networks");
     let server = Server::start(&db, &key_file);
     let (st, v) = call_from(

@@ -59,7 +59,7 @@ fn repo() -> PathBuf {
 async fn passes_issued_by_the_server_verify_offline_and_with_independent_code() {
     let scratch = Scratch::new("cli_passes").await;
     let db = format!("sqlite://{}", scratch.dir.join("passes.db").display());
-    let key_file = scratch.dir.join("passes.key");
+    let key_file = scratch.key_dir("passes");
     let admin = bootstrap(&db, &key_file, "Venue Group");
     let server = Server::start(&db, &key_file);
     let url = server.url();
@@ -213,7 +213,7 @@ async fn passes_issued_by_the_server_verify_offline_and_with_independent_code() 
         assert_eq!((rc, code(&v)), (want_rc, want), "{args:?}");
     }
     // Another tenant's trust list: unknown key.
-    let other_key = scratch.dir.join("other.key");
+    let other_key = scratch.key_dir("other");
     let other_db = format!("sqlite://{}", scratch.dir.join("other.db").display());
     bootstrap(&other_db, &other_key, "Elsewhere");
     let other = Server::start(&other_db, &other_key);

@@ -50,6 +50,7 @@ pub(crate) enum System {
     Cli,
     Sweep,
     AbuseRules,
+    KeyRotation,
 }
 
 async fn append(
@@ -120,6 +121,7 @@ pub(crate) async fn record_system(
         System::Cli => ("cli", "system"),
         System::Sweep => ("retention-sweep", "system"),
         System::AbuseRules => ("abuse-rules", "system"),
+        System::KeyRotation => ("key-rotation", "system"),
     };
     let actor = Actor {
         key: key.into(),

@@ -6,9 +6,7 @@ use std::sync::{Arc, Mutex};
 
 use consentry_db::Db;
 use consentry_face::{FaceEngine, QualityGate};
-use consentry_vault::{
-    random_key, DataKey, KeyContext, TemplateContext, TemplateTransform, WrappedKey,
-};
+use consentry_vault::{random_key, DataKey, KeyContext, TemplateContext, TemplateTransform};
 
 use crate::store::{self, Conn};
 use crate::{CoreError, Keyring};
@@ -35,38 +33,34 @@ pub struct Core {
     pub(crate) guard: crate::abuse::Guard,
     /// Days a venue check-in is kept.
     pub(crate) checkin_retention_days: i64,
+    /// The key-encryption-key epoch last seen current, and a decoy data key wrapped under it
+    /// for another tenant and subject: unwrapped in place of an unknown subject's, it does the
+    /// same work and fails at the tag.
+    pub(crate) current_kek: Mutex<(String, Vec<u8>)>,
 }
 
 /// A data key and a sealed template that belong to no one, opened in place of a subject's
-/// when it has fewer templates than a verification compares with; and a wrapped key that never
-/// opens, unwrapped in place of an unknown subject's.
+/// when it has fewer templates than a verification compares with.
 pub(crate) struct Decoy {
     key: DataKey,
     sealed: Vec<u8>,
-    pub(crate) wrapped: WrappedKey,
 }
 
 const DECOY_CONTEXT: TemplateContext<'static> = TemplateContext {
     tenant: "decoy",
     subject: "decoy",
     template: "decoy",
+    purpose: "verification",
+    model: "decoy",
+    last_used_at: 0,
+    expires_at: 0,
 };
 
 impl Decoy {
     fn new(dim: usize) -> Result<Decoy, CoreError> {
         let key = DataKey::generate();
         let sealed = key.seal_template(DECOY_CONTEXT, &vec![0.0; dim])?;
-        // The length of a real wrapped key (version, nonce, 32-byte key, tag), random bytes:
-        // its tag never verifies.
-        let mut wrapped = vec![1u8];
-        wrapped.extend_from_slice(&random_key()[..24]);
-        wrapped.extend_from_slice(&random_key());
-        wrapped.extend_from_slice(&random_key()[..16]);
-        Ok(Decoy {
-            key,
-            sealed,
-            wrapped: WrappedKey(wrapped),
-        })
+        Ok(Decoy { key, sealed })
     }
 
     /// Opens the decoy template (the work of opening a real one).
@@ -100,10 +94,12 @@ pub fn new_id() -> String {
 }
 
 impl Core {
-    /// A core over a migrated database, a loaded engine and the keyring.
-    pub fn new(db: Db, engine: Arc<FaceEngine>, keys: Keyring) -> Result<Core, CoreError> {
+    /// A core over a migrated database, a loaded engine and the keyring. Checks that the key
+    /// store is the database's (binding a new pair), makes the first key-encryption-key epoch,
+    /// and upgrades old template envelopes.
+    pub async fn new(db: Db, engine: Arc<FaceEngine>, keys: Keyring) -> Result<Core, CoreError> {
         let decoy = Decoy::new(engine.models().models().1.dim())?;
-        Ok(Core {
+        let core = Core {
             db,
             engine,
             keys,
@@ -116,7 +112,10 @@ impl Core {
             decoy,
             guard: crate::abuse::Guard::new(crate::AbuseRules::default()),
             checkin_retention_days: crate::CHECKIN_RETENTION_DAYS,
-        })
+            current_kek: Mutex::new((String::new(), Vec::new())),
+        };
+        core.bind_key_store().await?;
+        Ok(core)
     }
 
     /// Closes the database pool, waiting for the connections in use to be returned (at shutdown,
@@ -174,20 +173,18 @@ impl Core {
         }
     }
 
-    /// A subject's data key, unwrapped with the tenant's KEK.
+    /// A subject's data key, unwrapped with the tenant's KEK of its epoch.
     pub(crate) async fn data_key(
         &self,
         c: &mut Conn,
         tenant: &str,
         subject: &str,
     ) -> Result<consentry_vault::DataKey, CoreError> {
-        let wrapped = store::data_keys::wrapped(c, tenant, subject)
+        let (kek_id, wrapped) = store::data_keys::wrapped(c, tenant, subject)
             .await?
             .ok_or(CoreError::NotFound)?;
-        Ok(self
-            .keys
-            .kek(tenant)
-            .unwrap(&WrappedKey(wrapped), KeyContext { tenant, subject })?)
+        self.keys
+            .unwrap(&kek_id, KeyContext { tenant, subject }, &wrapped)
     }
 
     /// The retention in days of the subject's active consent for `purpose`.

@@ -2,8 +2,9 @@
 //! transaction, and the audit record of an action is appended inside that transaction. Handlers and the
 //! CLI only translate to and from these calls.
 //!
-//! - [`Keyring`]: the root secret (a key file beside the database, never in it) from which each
-//!   tenant's key-encryption key, template transform and receipt-signing key are derived.
+//! - [`Keyring`]: the key store, apart from the database: the root secret, from which each
+//!   tenant's template transform and signing keys are derived, and the key-encryption keys in
+//!   epochs, which wrap the subjects' data keys and rotate (`actions/rotation.rs`).
 //! - [`Core`]: what the actions share. The actions are in `actions/`, one file per resource
 //!   (tenants, keys, subjects, consents, enrolment, verification, identification, access,
 //!   retention); all of their SQL is in `store/`, which puts the tenant into every query.
@@ -19,7 +20,7 @@ mod audit;
 mod core;
 mod error;
 mod gallery;
-mod keyring;
+mod keys;
 mod model;
 mod receipt;
 mod store;
@@ -34,10 +35,13 @@ pub use crate::actions::passes::{
     CheckIn, IssuedPass, CHECKIN_RETENTION_DAYS, DEFAULT_PASS_DAYS, MAX_CHECKIN_RETENTION_DAYS,
     MAX_PASS_DAYS,
 };
+pub use crate::actions::rotation::Rotation;
 pub use crate::audit::{origin as audit_origin, Access, MAX_ENTRIES_PER_READ};
 pub use crate::core::{new_id, Core};
 pub use error::CoreError;
-pub use keyring::Keyring;
+pub use keys::Keyring;
+#[cfg(feature = "pkcs11")]
+pub use keys::TokenConfig;
 pub use model::{
     ConsentView, Credential, Decision, Identification, Principal, Purpose, Role, SubjectView,
     MAX_PURPOSE_CHARS,

@@ -14,10 +14,9 @@ async fn cores() -> (Vec<(Core, Db)>, Scratch) {
     let mut out = Vec::new();
     for url in scratch.backends() {
         let db = Db::open(&url).await.expect(&url);
-        let (keys, created) =
-            Keyring::load_or_create(&scratch.dir.join(format!("{}.key", out.len()))).unwrap();
+        let (keys, created) = Keyring::open(&scratch.key_dir(&out.len().to_string())).unwrap();
         assert!(created);
-        out.push((Core::new(db.clone(), engine(), keys).unwrap(), db));
+        out.push((Core::new(db.clone(), engine(), keys).await.unwrap(), db));
     }
     (out, scratch)
 }
@@ -185,37 +184,36 @@ async fn enrol_verify_delete_on_both_backends() {
 }
 
 #[tokio::test]
-async fn the_key_file_is_created_private_and_reused() {
+async fn the_key_store_is_created_private_and_reused() {
     let dir = std::env::temp_dir().join(format!("consentry-keyring-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
+    let _ = std::fs::remove_dir_all(&dir);
     let path = dir.join("root.key");
-    let _ = std::fs::remove_file(&path);
-    let (a, created) = Keyring::load_or_create(&path).unwrap();
+    let (a, created) = Keyring::open(&dir).unwrap();
     assert!(created);
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt;
-        assert_eq!(
-            std::fs::metadata(&path).unwrap().permissions().mode() & 0o777,
-            0o600
-        );
+        let mode = |p: &std::path::Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode(&path), 0o600);
+        assert_eq!(mode(&dir), 0o700);
     }
-    let (b, created) = Keyring::load_or_create(&path).unwrap();
+    let (b, created) = Keyring::open(&dir).unwrap();
     assert!(!created);
-    assert_eq!(a.kek("t").id(), b.kek("t").id());
+    let public = |k: &Keyring, t: &str| k.receipt_key(t).verifying_key().to_bytes();
+    assert_eq!(public(&a, "t"), public(&b, "t"));
     assert_ne!(
-        a.kek("t").id(),
-        a.kek("u").id(),
+        public(&a, "t"),
+        public(&a, "u"),
         "tenants get different keys"
     );
     assert!(!format!("{a:?}").contains(&std::fs::read_to_string(&path).unwrap()));
-    // A key file others may read is refused, with what to do.
+    // A key file or directory others may use is refused, with what to do.
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt;
         for mode in [0o644, 0o640, 0o604, 0o660] {
             std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode)).unwrap();
-            match Keyring::load_or_create(&path) {
+            match Keyring::open(&dir) {
                 Err(e) => {
                     assert_eq!(e.code(), ErrorCode::KeyUnavailable);
                     assert!(e.to_string().contains("chmod 600"), "{e}");
@@ -225,16 +223,20 @@ async fn the_key_file_is_created_private_and_reused() {
         }
         std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o400)).unwrap();
         assert!(
-            Keyring::load_or_create(&path).is_ok(),
+            Keyring::open(&dir).is_ok(),
             "read-only for the owner is fine"
         );
         std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
+        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).unwrap();
+        match Keyring::open(&dir) {
+            Err(e) => assert!(e.to_string().contains("chmod 700"), "{e}"),
+            Ok(_) => panic!("a directory others may list accepted"),
+        }
+        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o700)).unwrap();
     }
     std::fs::write(&path, "not hex").unwrap();
-    assert_eq!(
-        code(Keyring::load_or_create(&path)),
-        ErrorCode::KeyUnavailable
-    );
+    assert_eq!(code(Keyring::open(&dir)), ErrorCode::KeyUnavailable);
+    let _ = std::fs::remove_dir_all(&dir);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -382,12 +384,9 @@ async fn withdrawal_and_retention_delete_templates() {
             .await
             .unwrap();
         // As if enrolled and last matched three days ago: it would expire in four days...
-        let age = format!(
-            "UPDATE templates SET last_used_at = last_used_at - {d}, expires_at = expires_at - {d} \
-             WHERE subject_id = '{s}'",
-            d = 3 * 86_400
-        );
-        sqlx::query(&age).execute(db.pool()).await.unwrap();
+        core.backdate_templates(&admin, &s, 3 * 86_400)
+            .await
+            .unwrap();
         let now = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .unwrap()
@@ -424,13 +423,13 @@ async fn withdrawal_and_retention_delete_templates() {
 async fn two_nodes_on_one_database_stay_in_step() {
     let scratch = Scratch::new("core_nodes").await;
     let url = scratch.pg_url();
-    let key_file = scratch.dir.join("root.key");
+    let key_file = scratch.key_dir("root");
     let node = |_: u8| {
         let (url, key_file) = (url.clone(), key_file.clone());
         async move {
             let db = Db::open(&url).await.unwrap();
-            let (keys, _) = Keyring::load_or_create(&key_file).unwrap();
-            Core::new(db, engine(), keys).unwrap()
+            let (keys, _) = Keyring::open(&key_file).unwrap();
+            Core::new(db, engine(), keys).await.unwrap()
         }
     };
     let (a, b) = (node(1).await, node(2).await);
@@ -488,8 +487,8 @@ async fn two_nodes_on_one_database_stay_in_step() {
 async fn concurrent_writes_on_sqlite_all_succeed() {
     let scratch = Scratch::new("core_concurrent").await;
     let db = Db::open(&scratch.sqlite_url("w")).await.unwrap();
-    let (keys, _) = Keyring::load_or_create(&scratch.dir.join("w.key")).unwrap();
-    let core = Arc::new(Core::new(db.clone(), engine(), keys).unwrap());
+    let (keys, _) = Keyring::open(&scratch.key_dir("w")).unwrap();
+    let core = Arc::new(Core::new(db.clone(), engine(), keys).await.unwrap());
     let (_, key) = core.bootstrap_tenant("Busy gate").await.unwrap();
     let admin = core.authenticate(&key).await.unwrap();
     let tasks: Vec<_> = (0..16)
@@ -782,9 +781,8 @@ async fn burst_hours_and_new_network_rules_suspend_the_key() {
     let scratch = Scratch::new("core_rules").await;
     for url in scratch.backends() {
         let db = Db::open(&url).await.unwrap();
-        let (keys, _) =
-            Keyring::load_or_create(&scratch.dir.join(format!("{}.key", url.len()))).unwrap();
-        let mut core = Core::new(db.clone(), engine(), keys).unwrap();
+        let (keys, _) = Keyring::open(&scratch.key_dir(&url.len().to_string())).unwrap();
+        let mut core = Core::new(db.clone(), engine(), keys).await.unwrap();
         let hour = (std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .unwrap()

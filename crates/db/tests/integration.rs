@@ -90,15 +90,26 @@ async fn deleting_a_subject_removes_its_key_templates_and_consents_in_one_statem
         )
         .await
         .unwrap();
+        // A data key names the epoch of its KEK: an unknown epoch is refused.
+        let key = format!(
+            "INSERT INTO data_keys (subject_id, kek_id, wrapped) VALUES ('s1', 'k', {})",
+            blob("abcd")
+        );
+        assert!(exec(&db, &key).await.is_err(), "{b:?}");
         exec(
             &db,
-            &format!(
-                "INSERT INTO data_keys (subject_id, kek_id, wrapped) VALUES ('s1', 'k', {})",
-                blob("abcd")
-            ),
+            "INSERT INTO kek_epochs (id, seq, created_at) VALUES ('k', 1, 1)",
         )
         .await
         .unwrap();
+        exec(&db, &key).await.unwrap();
+        // ... and keeps it: an epoch still in use cannot be deleted.
+        assert!(
+            exec(&db, "DELETE FROM kek_epochs WHERE id = 'k'")
+                .await
+                .is_err(),
+            "{b:?}"
+        );
         exec(&db, &format!("INSERT INTO consents (id, tenant_id, subject_id, purpose, retention_days, granted_at, receipt) VALUES ('c1', 't1', 's1', 'access', 30, 1, {})", blob("01"))).await.unwrap();
         exec(&db, &format!("INSERT INTO templates (id, tenant_id, subject_id, purpose, model, sealed, created_at, last_used_at, expires_at) VALUES ('f1', 't1', 's1', 'access', 'sface', {}, 1, 1, 99)", blob("ff"))).await.unwrap();
         assert_eq!(count(&db, "templates").await, 1);

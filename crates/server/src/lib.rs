@@ -98,7 +98,14 @@ pub struct Options {
     pub rate_limits: RateLimits,
     /// The alert webhook, if any.
     pub webhook: Option<alerts::Webhook>,
+    /// How old the key-encryption-key epoch may get before the server rotates it (`None`: only
+    /// `consentry admin rotate-keys` rotates).
+    pub kek_rotation: Option<std::time::Duration>,
 }
+
+/// The default rotation period of the key-encryption key: a day. A backup taken before a
+/// subject's deletion stops opening that subject's templates at the next rotation.
+pub const KEK_ROTATION: std::time::Duration = std::time::Duration::from_secs(86_400);
 
 impl Default for Options {
     fn default() -> Self {
@@ -106,6 +113,7 @@ impl Default for Options {
             timeout: REQUEST_TIMEOUT,
             rate_limits: RateLimits::default(),
             webhook: None,
+            kek_rotation: Some(KEK_ROTATION),
         }
     }
 }
@@ -234,7 +242,8 @@ pub async fn shutdown_signal() {
     }
 }
 
-/// Serves until SIGINT or SIGTERM, sweeping expired templates every hour. On the signal it
+/// Serves until SIGINT or SIGTERM, sweeping expired templates every hour and rotating
+/// the key-encryption key when due. On the signal it
 /// stops accepting connections, lets the requests in flight finish (each bounded by
 /// [`REQUEST_TIMEOUT`]), then closes the database.
 pub async fn serve(core: Arc<Core>, listener: tokio::net::TcpListener) -> std::io::Result<()> {
@@ -258,15 +267,35 @@ pub async fn serve_with(
         None => tokio::spawn(alerts::log_only(alerts)),
     };
     let sweeper = core.clone();
+    let rotation = options.kek_rotation;
     let sweep = tokio::spawn(async move {
-        let mut tick = tokio::time::interval(std::time::Duration::from_secs(3600));
+        // Every minute: forget key epochs another process destroyed, rotate when due; every
+        // hour: the retention sweep.
+        let mut tick = tokio::time::interval(std::time::Duration::from_secs(60));
+        let mut minutes = 0u64;
         loop {
             tick.tick().await;
-            match sweeper.sweep_expired().await {
-                Ok(n) if n > 0 => tracing::info!(deleted = n, "retention sweep"),
-                Ok(_) => {}
-                Err(e) => tracing::error!(error = %e, "retention sweep failed"),
+            if let Err(e) = sweeper.sync_key_store().await {
+                tracing::error!(error = %e, "key store check failed");
             }
+            if let Some(period) = rotation {
+                let secs = i64::try_from(period.as_secs()).unwrap_or(i64::MAX);
+                match sweeper.rotate_keys_if_due(secs).await {
+                    Ok(Some(r)) => {
+                        tracing::info!(epoch = %r.epoch, rewrapped = r.rewrapped, destroyed = r.destroyed.len(), "key-encryption key rotated")
+                    }
+                    Ok(None) => {}
+                    Err(e) => tracing::error!(error = %e, "key rotation failed"),
+                }
+            }
+            if minutes.is_multiple_of(60) {
+                match sweeper.sweep_expired().await {
+                    Ok(n) if n > 0 => tracing::info!(deleted = n, "retention sweep"),
+                    Ok(_) => {}
+                    Err(e) => tracing::error!(error = %e, "retention sweep failed"),
+                }
+            }
+            minutes += 1;
         }
     });
     let app = router_with(core.clone(), &options)

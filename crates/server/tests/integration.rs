@@ -44,11 +44,10 @@ async fn call(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_api_on_both_backends() {
     let scratch = Scratch::new("server").await;
-    let dir = scratch.dir.clone();
     for url in scratch.backends() {
         let db = Db::open(&url).await.unwrap();
-        let (keys, _) = Keyring::load_or_create(&dir.join(format!("{}.key", url.len()))).unwrap();
-        let core = Arc::new(Core::new(db, engine(), keys).unwrap());
+        let (keys, _) = Keyring::open(&scratch.key_dir(&url.len().to_string())).unwrap();
+        let core = Arc::new(Core::new(db, engine(), keys).await.unwrap());
         let (_, key) = core.bootstrap_tenant("Gate").await.unwrap();
         let (_, other_key) = core.bootstrap_tenant("Elsewhere").await.unwrap();
         let app = consentry_server::router(core);
@@ -233,8 +232,8 @@ async fn the_api_on_both_backends() {
 async fn every_response_carries_a_request_id() {
     let scratch = Scratch::new("server_reqid").await;
     let db = Db::open(&scratch.sqlite_url("r")).await.unwrap();
-    let (keys, _) = Keyring::load_or_create(&scratch.dir.join("r.key")).unwrap();
-    let app = consentry_server::router(Arc::new(Core::new(db, engine(), keys).unwrap()));
+    let (keys, _) = Keyring::open(&scratch.key_dir("r")).unwrap();
+    let app = consentry_server::router(Arc::new(Core::new(db, engine(), keys).await.unwrap()));
     let id_of = |given: Option<&str>| {
         let app = app.clone();
         let given = given.map(str::to_string);
@@ -302,8 +301,8 @@ async fn every_response_carries_a_request_id() {
 async fn axum_rejections_come_back_as_catalogue_errors() {
     let scratch = Scratch::new("server_rejections").await;
     let db = Db::open(&scratch.sqlite_url("j")).await.unwrap();
-    let (keys, _) = Keyring::load_or_create(&scratch.dir.join("j.key")).unwrap();
-    let core = Arc::new(Core::new(db, engine(), keys).unwrap());
+    let (keys, _) = Keyring::open(&scratch.key_dir("j")).unwrap();
+    let core = Arc::new(Core::new(db, engine(), keys).await.unwrap());
     let (_, key) = core.bootstrap_tenant("Rejections").await.unwrap();
     let app = consentry_server::router(core);
     let k = Some(key.as_str());
@@ -347,8 +346,8 @@ async fn axum_rejections_come_back_as_catalogue_errors() {
 async fn a_request_past_the_time_limit_is_abandoned_with_a_catalogue_code() {
     let scratch = Scratch::new("server_timeout").await;
     let db = Db::open(&scratch.sqlite_url("t")).await.unwrap();
-    let (keys, _) = Keyring::load_or_create(&scratch.dir.join("t.key")).unwrap();
-    let core = Arc::new(Core::new(db, engine(), keys).unwrap());
+    let (keys, _) = Keyring::open(&scratch.key_dir("t")).unwrap();
+    let core = Arc::new(Core::new(db, engine(), keys).await.unwrap());
     let (_, key) = core.bootstrap_tenant("Slow").await.unwrap();
     // One millisecond: no face pipeline finishes in time.
     let app = consentry_server::router_with_timeout(core, std::time::Duration::from_millis(1));
@@ -393,11 +392,9 @@ async fn call_h(
 /// A core on a fresh database of `url`'s backend, with a key file of its own in `scratch`.
 async fn core_at(scratch: &Scratch, url: &str) -> (Core, Db) {
     let db = Db::open(url).await.unwrap();
-    let key_file = scratch
-        .dir
-        .join(format!("{}.key", url.starts_with("sqlite")));
-    let (keys, _) = Keyring::load_or_create(&key_file).unwrap();
-    (Core::new(db.clone(), engine(), keys).unwrap(), db)
+    let key_file = scratch.key_dir(&url.starts_with("sqlite").to_string());
+    let (keys, _) = Keyring::open(&key_file).unwrap();
+    (Core::new(db.clone(), engine(), keys).await.unwrap(), db)
 }
 
 /// docs/security.md's role × endpoint table, walked: every endpoint, every role, with the own

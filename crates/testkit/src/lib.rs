@@ -64,8 +64,11 @@ pub fn unique_tag() -> String {
 
 /// A scratch directory and a scratch PostgreSQL schema.
 pub struct Scratch {
-    /// A new, empty directory (SQLite files, key files).
+    /// A new, empty directory (SQLite files).
     pub dir: PathBuf,
+    /// A directory beside it for key stores (the server refuses keys inside a database's
+    /// folder).
+    pub keys: PathBuf,
     /// The PostgreSQL schema, created empty.
     pub schema: String,
 }
@@ -76,6 +79,7 @@ impl Scratch {
         let tag = unique_tag();
         let dir = std::env::temp_dir().join(format!("consentry-{what}-{tag}"));
         std::fs::create_dir_all(&dir).unwrap();
+        let keys = std::env::temp_dir().join(format!("consentry-{what}-{tag}-keys"));
         let schema = format!("consentry_{what}_{tag}");
         let admin = Db::connect(&pg_url())
             .await
@@ -84,7 +88,12 @@ impl Scratch {
             .execute(admin.pool())
             .await
             .unwrap();
-        Scratch { dir, schema }
+        Scratch { dir, keys, schema }
+    }
+
+    /// A key store directory named `name` (created by whoever opens it first).
+    pub fn key_dir(&self, name: &str) -> PathBuf {
+        self.keys.join(name)
     }
 
     /// A fresh SQLite database URL in the scratch directory.
@@ -112,5 +121,6 @@ impl Scratch {
                 .await;
         }
         let _ = std::fs::remove_dir_all(&self.dir);
+        let _ = std::fs::remove_dir_all(&self.keys);
     }
 }

@@ -8,7 +8,12 @@ use zeroize::{Zeroize, ZeroizeOnDrop, Zeroizing};
 
 use crate::VaultError;
 
-const VERSION: u8 = 1;
+/// Envelope version of a wrapped data key.
+const KEY_VERSION: u8 = 1;
+/// Envelope version of a sealed template. Version 2 binds purpose, model, retention and
+/// envelope version besides tenant, subject and template id; version 1 bound only the ids and
+/// is opened only by [`DataKey::open_template_v1`], to upgrade old envelopes.
+pub const TEMPLATE_VERSION: u8 = 2;
 const NONCE: usize = 24;
 
 /// Length-prefixed encoding of the associated data: unambiguous for any field contents.
@@ -21,7 +26,7 @@ fn aad(label: &str, fields: &[&str]) -> Vec<u8> {
     out
 }
 
-fn seal(key: &[u8; 32], aad: &[u8], plaintext: &[u8]) -> Result<Vec<u8>, VaultError> {
+fn seal(key: &[u8; 32], version: u8, aad: &[u8], plaintext: &[u8]) -> Result<Vec<u8>, VaultError> {
     let cipher = XChaCha20Poly1305::new(key.into());
     let nonce = XChaCha20Poly1305::generate_nonce(&mut OsRng);
     let ct = cipher
@@ -34,14 +39,19 @@ fn seal(key: &[u8; 32], aad: &[u8], plaintext: &[u8]) -> Result<Vec<u8>, VaultEr
         )
         .map_err(|_| VaultError::Seal)?;
     let mut out = Vec::with_capacity(1 + NONCE + ct.len());
-    out.push(VERSION);
+    out.push(version);
     out.extend_from_slice(&nonce);
     out.extend_from_slice(&ct);
     Ok(out)
 }
 
-fn open(key: &[u8; 32], aad: &[u8], sealed: &[u8]) -> Result<Zeroizing<Vec<u8>>, VaultError> {
-    if sealed.len() < 1 + NONCE + 16 || sealed[0] != VERSION {
+fn open(
+    key: &[u8; 32],
+    version: u8,
+    aad: &[u8],
+    sealed: &[u8],
+) -> Result<Zeroizing<Vec<u8>>, VaultError> {
+    if sealed.len() < 1 + NONCE + 16 || sealed[0] != version {
         return Err(VaultError::Malformed);
     }
     let cipher = XChaCha20Poly1305::new(key.into());
@@ -97,7 +107,9 @@ pub struct KeyContext<'a> {
     pub subject: &'a str,
 }
 
-/// What a template is bound to when sealed.
+/// What a template is bound to when sealed: every column that decides whether and how it may
+/// be used. A template whose row was edited (moved to another purpose, model, subject or
+/// tenant, or given a longer retention) no longer opens.
 #[derive(Clone, Copy, Debug)]
 pub struct TemplateContext<'a> {
     /// Tenant id.
@@ -106,6 +118,33 @@ pub struct TemplateContext<'a> {
     pub subject: &'a str,
     /// Template id.
     pub template: &'a str,
+    /// Purpose (`access`, `verification`).
+    pub purpose: &'a str,
+    /// The model that made it.
+    pub model: &'a str,
+    /// Unix seconds of its last successful use (its retention period runs from there).
+    pub last_used_at: i64,
+    /// Unix seconds when its retention ends.
+    pub expires_at: i64,
+}
+
+impl TemplateContext<'_> {
+    fn aad(&self) -> Vec<u8> {
+        let (used, expires) = (self.last_used_at.to_string(), self.expires_at.to_string());
+        aad(
+            "consentry-template",
+            &[
+                &TEMPLATE_VERSION.to_string(),
+                self.tenant,
+                self.subject,
+                self.template,
+                self.purpose,
+                self.model,
+                &used,
+                &expires,
+            ],
+        )
+    }
 }
 
 /// A tenant's key-encryption key.
@@ -146,6 +185,7 @@ impl Kek {
     pub fn wrap(&self, key: &DataKey, ctx: KeyContext<'_>) -> Result<WrappedKey, VaultError> {
         seal(
             &self.0,
+            KEY_VERSION,
             &aad("consentry-data-key-v1", &[ctx.tenant, ctx.subject]),
             &key.0,
         )
@@ -156,6 +196,7 @@ impl Kek {
     pub fn unwrap(&self, wrapped: &WrappedKey, ctx: KeyContext<'_>) -> Result<DataKey, VaultError> {
         let plain = open(
             &self.0,
+            KEY_VERSION,
             &aad("consentry-data-key-v1", &[ctx.tenant, ctx.subject]),
             &wrapped.0,
         )?;
@@ -193,6 +234,16 @@ impl DataKey {
         DataKey(random32())
     }
 
+    /// From raw bytes: a key a hardware token unwrapped.
+    pub fn from_bytes(bytes: [u8; 32]) -> DataKey {
+        DataKey(bytes)
+    }
+
+    /// The raw key, only to hand it to a hardware token for wrapping.
+    pub fn expose(&self) -> &[u8; 32] {
+        &self.0
+    }
+
     /// Seals a (transformed) template.
     pub fn seal_template(
         &self,
@@ -203,14 +254,7 @@ impl DataKey {
         for x in template {
             bytes.extend_from_slice(&x.to_le_bytes());
         }
-        seal(
-            &self.0,
-            &aad(
-                "consentry-template-v1",
-                &[ctx.tenant, ctx.subject, ctx.template],
-            ),
-            &bytes,
-        )
+        seal(&self.0, TEMPLATE_VERSION, &ctx.aad(), &bytes)
     }
 
     /// Opens a sealed template.
@@ -219,21 +263,49 @@ impl DataKey {
         ctx: TemplateContext<'_>,
         sealed: &[u8],
     ) -> Result<Zeroizing<Vec<f32>>, VaultError> {
+        floats(open(&self.0, TEMPLATE_VERSION, &ctx.aad(), sealed)?)
+    }
+
+    /// Opens a version-1 envelope (bound to tenant, subject and template id only), to re-seal
+    /// it as version 2.
+    pub fn open_template_v1(
+        &self,
+        ctx: TemplateContext<'_>,
+        sealed: &[u8],
+    ) -> Result<Zeroizing<Vec<f32>>, VaultError> {
         let aad = aad(
             "consentry-template-v1",
             &[ctx.tenant, ctx.subject, ctx.template],
         );
-        let plain = open(&self.0, &aad, sealed)?;
-        if plain.len() % 4 != 0 {
-            return Err(VaultError::Malformed);
-        }
-        Ok(Zeroizing::new(
-            plain
-                .chunks_exact(4)
-                .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
-                .collect(),
-        ))
+        floats(open(&self.0, 1, &aad, sealed)?)
     }
+
+    /// Seals a version-1 envelope: only for tests of the upgrade.
+    #[doc(hidden)]
+    pub fn seal_template_v1(
+        &self,
+        ctx: TemplateContext<'_>,
+        template: &[f32],
+    ) -> Result<Vec<u8>, VaultError> {
+        let bytes: Vec<u8> = template.iter().flat_map(|x| x.to_le_bytes()).collect();
+        let aad = aad(
+            "consentry-template-v1",
+            &[ctx.tenant, ctx.subject, ctx.template],
+        );
+        seal(&self.0, 1, &aad, &bytes)
+    }
+}
+
+fn floats(plain: Zeroizing<Vec<u8>>) -> Result<Zeroizing<Vec<f32>>, VaultError> {
+    if !plain.len().is_multiple_of(4) {
+        return Err(VaultError::Malformed);
+    }
+    Ok(Zeroizing::new(
+        plain
+            .chunks_exact(4)
+            .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+            .collect(),
+    ))
 }
 
 impl std::fmt::Debug for DataKey {

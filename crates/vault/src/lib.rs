@@ -10,7 +10,9 @@
 //!   scores unchanged within the tenant and makes templates of two tenants unlinkable (the
 //!   same face enrolled at two tenants gives unrelated vectors). A new secret re-keys it.
 //! - Sealing: XChaCha20-Poly1305 with a random 192-bit nonce, the associated data binding the
-//!   tenant, subject and template ids, so a ciphertext moved to another record fails to open.
+//!   envelope version, tenant, subject and template ids, purpose, model, last use and expiry,
+//!   so a ciphertext moved to another record, or a row edited to change how it may be used,
+//!   fails to open.
 //!
 //! Every secret type zeroizes on drop and redacts itself in `Debug`; secret comparisons are
 //! constant-time.
@@ -24,6 +26,7 @@ mod transform;
 pub use error::VaultError;
 pub use keys::{
     key_from_hex, key_to_hex, random_key, DataKey, Kek, KeyContext, TemplateContext, WrappedKey,
+    TEMPLATE_VERSION,
 };
 pub use transform::{TemplateTransform, TransformSecret};
 

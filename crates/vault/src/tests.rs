@@ -25,6 +25,10 @@ const T: TemplateContext<'static> = TemplateContext {
     tenant: "t1",
     subject: "s1",
     template: "f1",
+    purpose: "verification",
+    model: "sface-int8",
+    last_used_at: 1_000,
+    expires_at: 2_000,
 };
 
 #[test]
@@ -83,6 +87,22 @@ fn sealed_templates_open_only_in_their_own_record() {
             template: "f2",
             ..T
         },
+        TemplateContext {
+            purpose: "access",
+            ..T
+        },
+        TemplateContext {
+            model: "sface-fp32",
+            ..T
+        },
+        TemplateContext {
+            last_used_at: 999,
+            ..T
+        },
+        TemplateContext {
+            expires_at: 2_001,
+            ..T
+        },
     ] {
         assert_eq!(
             key.open_template(other, &sealed).map(|_| ()),
@@ -103,6 +123,27 @@ fn sealed_templates_open_only_in_their_own_record() {
         key.open_template(T, &sealed[..20]).map(|_| ()),
         Err(VaultError::Malformed)
     );
+    // The envelope's version is bound too: a version-2 envelope relabelled 1 opens neither way.
+    let mut relabelled = sealed.clone();
+    relabelled[0] = 1;
+    assert!(key.open_template(T, &relabelled).is_err());
+    assert!(key.open_template_v1(T, &relabelled).is_err());
+}
+
+#[test]
+fn version_1_envelopes_open_only_to_be_upgraded() {
+    let key = DataKey::generate();
+    let t = unit(2, 128);
+    let old = key.seal_template_v1(T, &t).unwrap();
+    assert_eq!(old[0], 1);
+    assert_eq!(
+        key.open_template(T, &old).map(|_| ()),
+        Err(VaultError::Malformed)
+    );
+    let opened = key.open_template_v1(T, &old).unwrap();
+    let new = key.seal_template(T, &opened).unwrap();
+    assert_eq!(new[0], crate::TEMPLATE_VERSION);
+    assert_eq!(key.open_template(T, &new).unwrap().as_slice(), t.as_slice());
 }
 
 #[test]

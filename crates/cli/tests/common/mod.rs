@@ -44,7 +44,7 @@ impl Server {
                 "--log",
                 "off",
             ])
-            .arg("--key-file")
+            .arg("--key-dir")
             .arg(key_file)
             .env("CONSENTRY_ASSETS", assets())
             .env_remove("CONSENTRY_ROOT_KEY")
@@ -121,7 +121,7 @@ pub fn bootstrap(db: &str, key_file: &Path, tenant: &str) -> String {
         "bootstrap",
         "--db",
         db,
-        "--key-file",
+        "--key-dir",
         key_file.to_str().unwrap(),
         "--tenant",
         tenant,

@@ -92,6 +92,8 @@ impl Core {
         if !still {
             store::templates::delete_for_purpose(&mut tx, &p.tenant, subject, purpose.as_str())
                 .await?;
+            // A new data key for the templates kept: the deleted ones' copies stay closed.
+            self.rekey_subject(&mut tx, &p.tenant, subject).await?;
             if purpose == Purpose::Access {
                 store::gallery::record(&mut tx, &p.tenant, Op::RemoveSubject, None, Some(subject))
                     .await?;

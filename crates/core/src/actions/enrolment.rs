@@ -50,10 +50,15 @@ impl Core {
                 .await?,
         );
         let key = self.data_key(&mut tx, &p.tenant, subject).await?;
+        let expires_at = t + retention.min(MAX_RETENTION_DAYS) * 86_400;
         let ctx = TemplateContext {
             tenant: &p.tenant,
             subject,
             template: &template,
+            purpose: purpose.as_str(),
+            model: self.template_model(),
+            last_used_at: t,
+            expires_at,
         };
         let row = NewTemplate {
             id: &template,
@@ -62,7 +67,7 @@ impl Core {
             model: self.template_model(),
             sealed: key.seal_template(ctx, &protected)?,
             created_at: t,
-            expires_at: t + retention.min(MAX_RETENTION_DAYS) * 86_400,
+            expires_at,
         };
         store::templates::insert(&mut tx, &p.tenant, row).await?;
         if purpose == Purpose::Access {

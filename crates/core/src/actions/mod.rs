@@ -10,6 +10,7 @@ pub(crate) mod keys;
 pub(crate) mod links;
 pub(crate) mod passes;
 mod retention;
+pub(crate) mod rotation;
 mod subjects;
 mod tenants;
 mod verification;

@@ -8,29 +8,30 @@ use crate::store::{self, gallery::Op};
 use crate::{Core, CoreError, Principal, Role, SubjectView};
 
 impl Core {
-    /// Creates a subject with its own data key (stored wrapped by the tenant's KEK).
+    /// Creates a subject with its own data key (stored wrapped by the tenant's KEK of the
+    /// current epoch).
     pub async fn create_subject(&self, p: &Principal) -> Result<String, CoreError> {
         p.require(&[Role::Admin, Role::Operator])?;
         let subject = new_id();
-        let kek = self.keys.kek(&p.tenant);
-        let wrapped = kek.wrap(
-            &consentry_vault::DataKey::generate(),
-            KeyContext {
-                tenant: &p.tenant,
-                subject: &subject,
-            },
-        )?;
+        let ctx = KeyContext {
+            tenant: &p.tenant,
+            subject: &subject,
+        };
         let mut tx = self.db.begin_write().await?;
+        let (kek_id, wrapped) = self
+            .wrap_data_key(&mut tx, ctx, &consentry_vault::DataKey::generate())
+            .await?;
         store::subjects::insert(&mut tx, &p.tenant, &subject, now()).await?;
-        store::data_keys::insert(&mut tx, &subject, &kek.id(), wrapped.0).await?;
+        store::data_keys::insert(&mut tx, &subject, &kek_id, wrapped).await?;
         audit::record(&mut tx, p, Record::ok("subject.create", Some(&subject))).await?;
         tx.commit().await?;
         Ok(subject)
     }
 
     /// Deletes a subject: its data key is destroyed in the same transaction as its rows.
-    /// (Copies of the database taken before, a backup or a replica, still hold the wrapped key
-    /// until the key-encryption key they were wrapped under is retired.)
+    /// Copies of the database taken before (a backup, a replica, free pages) still hold the
+    /// wrapped key until the next key rotation destroys the epoch it is wrapped under (see
+    /// `actions/rotation.rs`); from then on nothing opens the subject's templates.
     pub async fn delete_subject(&self, p: &Principal, subject: &str) -> Result<(), CoreError> {
         p.require(&[Role::Admin, Role::Operator])?;
         let mut tx = self.db.begin_write().await?;

@@ -22,7 +22,7 @@ impl Core {
         if store::tenants::id_by_name(&mut tx, name).await?.is_some() {
             return Err(CoreError::AlreadyExists("a tenant with that name"));
         }
-        store::tenants::insert(&mut tx, &tenant, name, &self.keys.kek(&tenant).id(), now()).await?;
+        store::tenants::insert(&mut tx, &tenant, name, "epochs", now()).await?;
         let id = insert_key(&mut tx, &tenant, &KeyRequest::role(Role::Admin), &key).await?;
         let r = Record::ok("tenant.create", Some(&tenant));
         audit::record_system(&mut tx, &tenant, System::Cli, r).await?;

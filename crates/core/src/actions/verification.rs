@@ -1,6 +1,6 @@
 //! 1:1 verification.
 
-use consentry_vault::{KeyContext, TemplateContext, WrappedKey};
+use consentry_vault::KeyContext;
 
 use crate::audit::{self, Record};
 use crate::core::now;
@@ -39,16 +39,15 @@ impl Core {
         drop(c);
         rows.truncate(VERIFY_SLOTS);
 
-        let kek = self.keys.kek(&p.tenant);
         let ctx = KeyContext {
             tenant: &p.tenant,
             subject,
         };
         let key = match &wrapped {
-            Some(w) => Some(kek.unwrap(&WrappedKey(w.clone()), ctx)?),
+            Some((kek_id, w)) => Some(self.keys.unwrap(kek_id, ctx, w)?),
             None => {
                 // The same unwrap, of a decoy that never opens.
-                let _ = kek.unwrap(&self.decoy.wrapped, ctx);
+                self.unwrap_decoy(ctx);
                 None
             }
         };
@@ -56,12 +55,15 @@ impl Core {
         for slot in 0..VERIFY_SLOTS {
             let template = match (rows.get(slot), &key) {
                 (Some(row), Some(key)) => {
-                    let ctx = TemplateContext {
-                        tenant: &p.tenant,
-                        subject,
-                        template: &row.id,
-                    };
-                    Some(key.open_template(ctx, &row.sealed)?)
+                    match key.open_template(row.context(&p.tenant), &row.sealed) {
+                        Ok(t) => Some(t),
+                        Err(_) => {
+                            // A row edited behind the server's back (its purpose, model, retention
+                            // or ids): refused, never compared.
+                            tracing::warn!("a verification template does not open; refused");
+                            None
+                        }
+                    }
                 }
                 _ => {
                     // A decoy open and comparison in place of a missing template.

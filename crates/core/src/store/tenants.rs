@@ -40,3 +40,13 @@ pub(crate) async fn insert(
         .await?;
     Ok(())
 }
+
+/// Every tenant's id (for the maintenance jobs' log entries, one per tenant).
+pub(crate) async fn all_ids(c: &mut Conn) -> Result<Vec<String>, sqlx::Error> {
+    sqlx::query("SELECT id FROM tenants ORDER BY id")
+        .fetch_all(c)
+        .await?
+        .into_iter()
+        .map(|r| r.try_get("id"))
+        .collect()
+}
