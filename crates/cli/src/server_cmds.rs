@@ -26,6 +26,14 @@ pub struct StoreArgs {
     /// over the root key file.
     #[arg(long, env = "CONSENTRY_KEY_DIR")]
     key_dir: Option<PathBuf>,
+    /// Keep the key-encryption-key epochs in a PKCS#11 token (an HSM) instead of the key
+    /// directory: the module's path (e.g. /usr/lib/softhsm/libsofthsm2.so). The token's user
+    /// PIN comes from CONSENTRY_PKCS11_PIN. The root key stays in the key directory.
+    #[arg(long, env = "CONSENTRY_PKCS11_MODULE", requires = "pkcs11_token")]
+    pkcs11_module: Option<PathBuf>,
+    /// The label of the token that holds the epochs.
+    #[arg(long, env = "CONSENTRY_PKCS11_TOKEN", requires = "pkcs11_module")]
+    pkcs11_token: Option<String>,
 }
 
 impl StoreArgs {
@@ -216,9 +224,28 @@ pub(crate) async fn open(store: &StoreArgs, engine: &EngineArgs) -> Result<Core,
     // The variable's value is the root key: our copy is wiped after use (the process's
     // environment block keeps its own until exit; prefer the key file, mode 0600).
     let dir = store.key_dir()?;
-    let keys = match std::env::var("CONSENTRY_ROOT_KEY").map(Zeroizing::new) {
-        Ok(hex) => Keyring::open_with_root(&dir, &hex).map_err(fail)?,
-        Err(_) => {
+    let keys = match (
+        std::env::var("CONSENTRY_ROOT_KEY").map(Zeroizing::new),
+        &store.pkcs11_module,
+        &store.pkcs11_token,
+    ) {
+        (_, Some(module), Some(token)) => {
+            let pin = std::env::var("CONSENTRY_PKCS11_PIN")
+                .map(Zeroizing::new)
+                .map_err(|_| Failure {
+                    code: ErrorCode::KeyUnavailable,
+                    message: "--pkcs11-module needs the token's user PIN in CONSENTRY_PKCS11_PIN"
+                        .into(),
+                })?;
+            let config = consentry_core::TokenConfig {
+                module: module.clone(),
+                token_label: token.clone(),
+                pin,
+            };
+            Keyring::open_with_token(&dir, &config).map_err(fail)?.0
+        }
+        (Ok(hex), _, _) => Keyring::open_with_root(&dir, &hex).map_err(fail)?,
+        (Err(_), _, _) => {
             let (keys, created) = Keyring::open(&dir).map_err(fail)?;
             if created {
                 eprintln!(

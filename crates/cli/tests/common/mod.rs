@@ -18,10 +18,16 @@ pub fn assets() -> PathBuf {
 }
 
 pub fn consentry(args: &[&str]) -> Output {
+    consentry_env(args, &[])
+}
+
+/// `consentry` with these environment variables set.
+pub fn consentry_env(args: &[&str], envs: &[(&str, &str)]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_consentry"))
         .args(args)
         .env("CONSENTRY_ASSETS", assets())
         .env_remove("CONSENTRY_ROOT_KEY")
+        .envs(envs.iter().copied())
         .output()
         .expect("run consentry")
 }
@@ -34,6 +40,11 @@ pub struct Server {
 
 impl Server {
     pub fn start(db: &str, key_file: &Path) -> Server {
+        Server::start_with(db, key_file, &[], &[])
+    }
+
+    /// A server with more arguments and environment variables.
+    pub fn start_with(db: &str, key_file: &Path, args: &[&str], envs: &[(&str, &str)]) -> Server {
         let mut child = Command::new(env!("CARGO_BIN_EXE_consentry"))
             .args([
                 "serve",
@@ -46,6 +57,8 @@ impl Server {
             ])
             .arg("--key-dir")
             .arg(key_file)
+            .args(args)
+            .envs(envs.iter().copied())
             .env("CONSENTRY_ASSETS", assets())
             .env_remove("CONSENTRY_ROOT_KEY")
             .stdout(Stdio::piped())
@@ -73,7 +86,7 @@ impl Server {
     /// One request; the status and the JSON body (Null when empty or not JSON).
     pub fn call(&self, method: &str, path: &str, key: &str, purpose: Option<&str>) -> (u16, Value) {
         let purpose = purpose.map_or(String::new(), |p| format!("X-Consentry-Purpose: {p}\r\n"));
-        self.send(method, path, key, &purpose, "")
+        self.send(method, path, key, &purpose, b"")
     }
 
     /// One request with a JSON body.
@@ -83,19 +96,25 @@ impl Server {
             path,
             key,
             "Content-Type: application/json\r\n",
-            body,
+            body.as_bytes(),
         )
     }
 
-    fn send(&self, method: &str, path: &str, key: &str, extra: &str, body: &str) -> (u16, Value) {
+    /// A POST of a JPEG photo.
+    pub fn post_jpeg(&self, path: &str, key: &str, photo: &[u8]) -> (u16, Value) {
+        self.send("POST", path, key, "Content-Type: image/jpeg\r\n", photo)
+    }
+
+    fn send(&self, method: &str, path: &str, key: &str, extra: &str, body: &[u8]) -> (u16, Value) {
         let mut s = TcpStream::connect(&self.addr).unwrap();
         write!(
             s,
-            "{method} {path} HTTP/1.1\r\nHost: {}\r\nAuthorization: Bearer {key}\r\n{extra}Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            "{method} {path} HTTP/1.1\r\nHost: {}\r\nAuthorization: Bearer {key}\r\n{extra}Content-Length: {}\r\nConnection: close\r\n\r\n",
             self.addr,
             body.len()
         )
         .unwrap();
+        s.write_all(body).unwrap();
         let mut raw = String::new();
         s.read_to_string(&mut raw).unwrap();
         let status = raw
