@@ -52,7 +52,7 @@ pub struct AuditBenchArgs {
     pub json: bool,
 }
 
-fn bar(n: u64, what: &str) -> ProgressBar {
+pub(crate) fn bar(n: u64, what: &str) -> ProgressBar {
     let bar = ProgressBar::new(n);
     if let Ok(style) =
         ProgressStyle::with_template("{msg:8} {bar:40} {pos}/{len} {per_sec} eta {eta}")

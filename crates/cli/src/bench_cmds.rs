@@ -202,6 +202,10 @@ pub enum BenchCommand {
     /// Passes: size in characters, QR version at error correction M, issue and verify time,
     /// and the time to read one back from a PNG of its QR code.
     Pass(PassBenchArgs),
+    /// Key rotation: the time to re-wrap every data key of `--subjects` subjects under a new
+    /// key-encryption key, and verification throughput before and during the rotation, in the
+    /// same process.
+    Rotate(crate::bench_rotate::RotateBenchArgs),
 }
 
 impl BenchCommand {
@@ -213,6 +217,7 @@ impl BenchCommand {
             BenchCommand::Gen(_) => false,
             BenchCommand::Audit(a) => a.json,
             BenchCommand::Pass(a) => a.json,
+            BenchCommand::Rotate(a) => a.json,
         }
     }
 }

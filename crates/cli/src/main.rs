@@ -9,6 +9,7 @@
 mod audit_cmds;
 mod bench_audit;
 mod bench_cmds;
+mod bench_rotate;
 mod face_cmds;
 mod pass_cmds;
 mod plot;
@@ -194,6 +195,7 @@ fn main() -> ExitCode {
         Command::Bench(bench_cmds::BenchCommand::Search(a)) => bench_cmds::search(a),
         Command::Bench(bench_cmds::BenchCommand::Gen(a)) => bench_cmds::gen(a),
         Command::Bench(bench_cmds::BenchCommand::Audit(a)) => bench_audit::audit(&cli.engine, a),
+        Command::Bench(bench_cmds::BenchCommand::Rotate(a)) => bench_rotate::rotate(&cli.engine, a),
         Command::Bench(bench_cmds::BenchCommand::Pass(a)) => bench_cmds::pass(a),
         Command::Pass(a) => pass_cmds::run(a),
         Command::Serve(a) => server_cmds::serve(&cli.engine, a),

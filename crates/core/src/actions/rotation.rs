@@ -19,7 +19,10 @@ use crate::{Core, CoreError};
 
 /// Data keys re-wrapped per transaction during a rotation: short transactions, so requests go
 /// on between them.
-const REWRAP_BATCH: i64 = 500;
+const REWRAP_BATCH: i64 = 200;
+
+/// The pause after each batch, in which the requests waiting to write take their turn.
+const REWRAP_PAUSE: std::time::Duration = std::time::Duration::from_millis(20);
 
 /// What a rotation did.
 #[derive(Debug, Clone, serde::Serialize)]
@@ -264,34 +267,40 @@ impl Core {
         for _pass in 0..2 {
             let mut after = String::new();
             loop {
-                let mut tx = self.db.begin_write().await?;
-                let page =
-                    store::kek_epochs::page_not_under(&mut tx, &id, &after, REWRAP_BATCH).await?;
+                // Read a page and re-wrap it with no lock held; then a short write transaction
+                // with only the updates (each applied only if the key is still the one read),
+                // and a pause, so that the writes of live requests get their turn.
+                let page = {
+                    let mut c = self.db.pool().acquire().await?;
+                    store::kek_epochs::page_not_under(&mut c, &id, &after, REWRAP_BATCH).await?
+                };
                 let Some(last) = page.last() else { break };
                 after = last.subject.clone();
+                let mut rewrapped = Vec::with_capacity(page.len());
                 for k in &page {
                     let ctx = KeyContext {
                         tenant: &k.tenant,
                         subject: &k.subject,
                     };
                     match self.keys.unwrap(&k.kek_id, ctx, &k.wrapped) {
-                        Ok(key) => {
-                            let wrapped = self.keys.wrap(seq, ctx, &key)?;
-                            if store::kek_epochs::rewrap(
-                                &mut tx, &k.subject, &k.kek_id, &id, wrapped,
-                            )
-                            .await?
-                            {
-                                done += 1;
-                            }
-                        }
-                        Err(e) => {
-                            tracing::error!(error = %e, "a data key does not unwrap; its epoch is kept")
-                        }
+                        Ok(key) => rewrapped.push((k, self.keys.wrap(seq, ctx, &key)?)),
+                        Err(e) => tracing::error!(
+                            error = %e,
+                            "a data key does not unwrap; its epoch is kept"
+                        ),
+                    }
+                }
+                let mut tx = self.db.begin_write().await?;
+                for (k, wrapped) in rewrapped {
+                    if store::kek_epochs::rewrap(&mut tx, &k.subject, &k.kek_id, &id, wrapped)
+                        .await?
+                    {
+                        done += 1;
                     }
                 }
                 tx.commit().await?;
                 progress(done, total.max(done));
+                tokio::time::sleep(REWRAP_PAUSE).await;
             }
         }
         let mut destroyed = Vec::new();
@@ -360,6 +369,39 @@ impl Core {
         } else {
             Ok(None)
         }
+    }
+
+    /// Adds `n` subjects to the caller's tenant, each with its own data key wrapped under the
+    /// current epoch, 1000 a transaction and without log entries: the population of `consentry
+    /// bench rotate`. `progress(done)` after each transaction.
+    #[doc(hidden)]
+    pub async fn bench_create_subjects(
+        &self,
+        p: &crate::Principal,
+        n: u64,
+        progress: &(dyn Fn(u64) + Sync),
+    ) -> Result<(), CoreError> {
+        p.require(&[crate::Role::Admin])?;
+        let mut done = 0;
+        while done < n {
+            let mut tx = self.db.begin_write().await?;
+            for _ in 0..(n - done).min(1000) {
+                let subject = new_id();
+                let ctx = KeyContext {
+                    tenant: &p.tenant,
+                    subject: &subject,
+                };
+                let (kek_id, wrapped) = self
+                    .wrap_data_key(&mut tx, ctx, &DataKey::generate())
+                    .await?;
+                store::subjects::insert(&mut tx, &p.tenant, &subject, now()).await?;
+                store::data_keys::insert(&mut tx, &subject, &kek_id, wrapped).await?;
+                done += 1;
+            }
+            tx.commit().await?;
+            progress(done);
+        }
+        Ok(())
     }
 
     /// The epochs the key store holds (for tests and `consentry admin`).
