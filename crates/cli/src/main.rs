@@ -174,6 +174,7 @@ fn main() -> ExitCode {
         Command::Serve(_) => false,
         Command::Admin(server_cmds::AdminCommand::Bootstrap(a)) => a.json,
         Command::Admin(server_cmds::AdminCommand::RotateKeys(a)) => a.json,
+        Command::Admin(server_cmds::AdminCommand::RekeyTransform(a)) => a.json,
         Command::Audit(a) => a.json(),
         Command::Pass(a) => a.json(),
     };

@@ -177,6 +177,23 @@ pub enum AdminCommand {
     /// epochs destroyed. Runs beside a live server (no downtime); from then on no copy of the
     /// database made before opens any template.
     RotateKeys(RotateArgs),
+    /// Re-key a tenant's template transform: every template of the tenant moved to a new
+    /// secret rotation, in one transaction, every node's gallery reloaded. Run it when a
+    /// tenant's opened templates may have leaked with some of the photos they came from.
+    RekeyTransform(RekeyArgs),
+}
+
+/// `consentry admin rekey-transform`.
+#[derive(Args)]
+pub struct RekeyArgs {
+    #[command(flatten)]
+    store: StoreArgs,
+    /// The tenant's name.
+    #[arg(long)]
+    tenant: String,
+    /// Print JSON.
+    #[arg(long)]
+    pub json: bool,
 }
 
 /// `consentry admin rotate-keys`.
@@ -427,6 +444,7 @@ pub fn admin(engine: &EngineArgs, cmd: &AdminCommand) -> Result<(), Failure> {
     let a = match cmd {
         AdminCommand::Bootstrap(a) => a,
         AdminCommand::RotateKeys(r) => return rotate_keys(engine, r),
+        AdminCommand::RekeyTransform(r) => return rekey_transform(engine, r),
     };
     runtime()?.block_on(async {
         let core = open(&a.store, engine).await?;
@@ -435,6 +453,31 @@ pub fn admin(engine: &EngineArgs, cmd: &AdminCommand) -> Result<(), Failure> {
             println!("{}", json!({ "tenant_id": tenant, "admin_key": key }));
         } else {
             println!("tenant {tenant}\nadmin key (shown once): {key}");
+        }
+        Ok(())
+    })
+}
+
+fn rekey_transform(engine: &EngineArgs, a: &RekeyArgs) -> Result<(), Failure> {
+    runtime()?.block_on(async {
+        let core = open(&a.store, engine).await?;
+        let tenant = core
+            .tenant_id(&a.tenant)
+            .await
+            .map_err(fail)?
+            .ok_or_else(|| Failure {
+                code: ErrorCode::NotFound,
+                message: format!("no tenant named {:?}", a.tenant),
+            })?;
+        let (generation, moved) = core.rekey_transform(&tenant).await.map_err(fail)?;
+        core.close().await;
+        if a.json {
+            println!(
+                "{}",
+                json!({ "tenant_id": tenant, "generation": generation, "templates": moved })
+            );
+        } else {
+            println!("tenant {tenant}: transform generation {generation}; {moved} templates moved");
         }
         Ok(())
     })

@@ -22,7 +22,7 @@ pub struct Core {
     pub(crate) engine: Arc<FaceEngine>,
     pub(crate) keys: Keyring,
     pub(crate) gate: QualityGate,
-    transforms: Mutex<HashMap<String, Arc<TemplateTransform>>>,
+    transforms: Mutex<HashMap<(String, i64), Arc<TemplateTransform>>>,
     /// Each tenant's gallery: the map's lock is held only to look one up or insert it.
     pub(crate) galleries: Mutex<HashMap<String, crate::gallery::Shared>>,
     face_slots: tokio::sync::Semaphore,
@@ -124,23 +124,26 @@ impl Core {
         self.db.pool().close().await;
     }
 
-    /// The tenant's secret template transform (derived once, then cached).
-    pub(crate) fn transform(&self, tenant: &str) -> Arc<TemplateTransform> {
+    /// The tenant's secret template transform of generation `generation` (derived once, then
+    /// cached; a re-key drops the older ones).
+    pub(crate) fn transform(&self, tenant: &str, generation: i64) -> Arc<TemplateTransform> {
+        let key = (tenant.to_string(), generation);
         if let Some(t) = self
             .transforms
             .lock()
             .ok()
-            .and_then(|m| m.get(tenant).cloned())
+            .and_then(|m| m.get(&key).cloned())
         {
             return t;
         }
         let dim = self.engine.models().models().1.dim();
         let t = Arc::new(TemplateTransform::derive(
-            &self.keys.transform_secret(tenant),
+            &self.keys.transform_secret(tenant, generation),
             dim,
         ));
         if let Ok(mut m) = self.transforms.lock() {
-            m.insert(tenant.to_string(), t.clone());
+            m.retain(|(t, g), _| t != tenant || *g >= generation - 1);
+            m.insert(key, t.clone());
         }
         t
     }
@@ -200,12 +203,11 @@ impl Core {
             .ok_or(CoreError::ConsentRequired)
     }
 
-    /// The primary face of a probe image, embedded (off the async threads) and transformed with
-    /// the tenant's secret, ready to compare with its templates. Both the raw embedding and the
-    /// transformed probe are wiped from memory when dropped.
+    /// The primary face of a probe image, embedded off the async threads; to be transformed
+    /// with the tenant's secret of the generation its templates are in. Wiped from memory when
+    /// dropped.
     pub(crate) async fn probe(
         &self,
-        tenant: &str,
         image: Vec<u8>,
     ) -> Result<zeroize::Zeroizing<Vec<f32>>, CoreError> {
         let embedding = self
@@ -214,7 +216,7 @@ impl Core {
                 engine.embed_primary(&img).map(|f| f.embedding)
             })
             .await?;
-        Ok(self.transform(tenant).apply(&embedding.0)?)
+        Ok(zeroize::Zeroizing::new(embedding.0.clone()))
     }
 
     /// Runs face work on the blocking pool, at most one job per core at a time: more would only

@@ -22,6 +22,8 @@ pub(crate) struct Gallery {
     pub(crate) index: FlatIndex,
     /// The last change of `gallery_changes` applied.
     pub(crate) seq: i64,
+    /// The generation of the tenant's transform its templates are in.
+    pub(crate) generation: i64,
     next: u64,
     pub(crate) by_key: HashMap<u64, (String, String)>,
     by_template: HashMap<String, u64>,
@@ -32,6 +34,7 @@ impl Gallery {
         Gallery {
             index: FlatIndex::new(dim),
             seq: 0,
+            generation: 0,
             next: 0,
             by_key: HashMap::new(),
             by_template: HashMap::new(),
@@ -125,9 +128,13 @@ impl Core {
     /// Loads a tenant's whole gallery from the vault. The change sequence is read first, so a
     /// change committed during the load is applied again afterwards (applying is idempotent).
     async fn load_gallery(&self, tenant: &str) -> Result<Gallery, CoreError> {
-        let seq = store::gallery::last_seq(&mut *self.db.pool().acquire().await?).await?;
+        let mut c = self.db.pool().acquire().await?;
+        let seq = store::gallery::last_seq(&mut c).await?;
+        let generation = store::tenants::transform_gen(&mut c, tenant).await?;
+        drop(c);
         let mut gallery = Gallery::new(self.engine.models().models().1.dim());
         gallery.seq = seq;
+        gallery.generation = generation;
         for (id, subject, t) in self.open_access_templates(tenant, None).await? {
             gallery.add(&id, &subject, &t)?;
         }

@@ -142,8 +142,44 @@ fn candidate_keks(secrets: &[zeroize::Zeroizing<[u8; 32]>], tenant: &str) -> Vec
         .collect()
 }
 
-/// What the attacker gets of `subject` out of `copy` with `secrets`: its data key, if any KEK
-/// unwraps it, and the templates of the copy that key opens.
+/// What the attacker gets of `subject` out of `copy` with `secrets`: its data key (from
+/// `key_source`), if any KEK unwraps it, and the templates of the copy that key opens (id and
+/// protected vector).
+fn open_subject(
+    copy: &Copy,
+    key_source: &Copy,
+    secrets: &[zeroize::Zeroizing<[u8; 32]>],
+    tenant: &str,
+    subject: &str,
+) -> Option<Vec<(String, Vec<f32>)>> {
+    let (_, wrapped) = key_source.keys.get(subject)?;
+    let ctx = KeyContext { tenant, subject };
+    let key: DataKey = candidate_keks(secrets, tenant)
+        .iter()
+        .find_map(|k| k.unwrap(&WrappedKey(wrapped.clone()), ctx).ok())?;
+    Some(
+        copy.templates
+            .iter()
+            .zip(&copy.sealed)
+            .filter(|(t, _)| t["subject_id"] == subject)
+            .filter_map(|(t, sealed)| {
+                let ctx = TemplateContext {
+                    tenant,
+                    subject,
+                    template: &t["id"],
+                    purpose: &t["purpose"],
+                    model: &t["model"],
+                    last_used_at: t["last_used_at"].parse().unwrap(),
+                    expires_at: t["expires_at"].parse().unwrap(),
+                };
+                let v = key.open_template(ctx, sealed).ok()?;
+                Some((t["id"].clone(), v.to_vec()))
+            })
+            .collect(),
+    )
+}
+
+/// [`open_subject`] as (data key unwrapped, templates opened).
 fn attack(
     copy: &Copy,
     key_source: &Copy,
@@ -151,35 +187,7 @@ fn attack(
     tenant: &str,
     subject: &str,
 ) -> (bool, usize) {
-    let Some((_, wrapped)) = key_source.keys.get(subject) else {
-        return (false, 0);
-    };
-    let ctx = KeyContext { tenant, subject };
-    let key: Option<DataKey> = candidate_keks(secrets, tenant)
-        .iter()
-        .find_map(|k| k.unwrap(&WrappedKey(wrapped.clone()), ctx).ok());
-    let Some(key) = key else {
-        return (false, 0);
-    };
-    let opened = copy
-        .templates
-        .iter()
-        .zip(&copy.sealed)
-        .filter(|(t, _)| t["subject_id"] == subject)
-        .filter(|(t, sealed)| {
-            let ctx = TemplateContext {
-                tenant,
-                subject,
-                template: &t["id"],
-                purpose: &t["purpose"],
-                model: &t["model"],
-                last_used_at: t["last_used_at"].parse().unwrap(),
-                expires_at: t["expires_at"].parse().unwrap(),
-            };
-            key.open_template(ctx, sealed).is_ok()
-        })
-        .count();
-    (true, opened)
+    open_subject(copy, key_source, secrets, tenant, subject).map_or((false, 0), |t| (true, t.len()))
 }
 
 /// A backup of the database: the SQLite files copied (after a checkpoint, as a file-level
@@ -592,5 +600,86 @@ async fn version_1_envelopes_are_upgraded_at_start() {
     assert_eq!(upgraded.sealed[0][0], consentry_vault::TEMPLATE_VERSION);
     assert_ne!(upgraded.keys[&s].1, copy.keys[&s].1, "re-keyed on the way");
     core.close().await;
+    scratch.finish().await;
+}
+
+/// Re-keying a tenant's transform moves every template of the tenant (and no other tenant's)
+/// into a new secret rotation, unrelated to the old one, while every match still holds.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rekeying_a_tenants_transform_moves_its_templates_and_keeps_its_matches() {
+    let scratch = Scratch::new("keys_transform").await;
+    for url in scratch.backends() {
+        let db = Db::open(&url).await.unwrap();
+        let dir = scratch.key_dir(&url.len().to_string());
+        let core = Core::new(db.clone(), engine(), Keyring::open(&dir).unwrap().0)
+            .await
+            .unwrap();
+        let (tenant, key) = core.bootstrap_tenant("Leaky").await.unwrap();
+        let admin = core.authenticate(&key).await.unwrap();
+        let both = [Purpose::Verification, Purpose::Access];
+        let s = person(&core, &admin, "obama.jpg", &both).await;
+        let (other_tenant, other_key) = core.bootstrap_tenant("Bystander").await.unwrap();
+        let other_admin = core.authenticate(&other_key).await.unwrap();
+        let o = person(&core, &other_admin, "obama.jpg", &both).await;
+        assert!(
+            core.identify(&admin, photo("obama2.jpg"))
+                .await
+                .unwrap()
+                .allow
+        );
+
+        let before = backup(&db, &url, &scratch, &scratch.schema, "tr-before").await;
+        let (generation, moved) = core.rekey_transform(&tenant).await.unwrap();
+        assert_eq!((generation, moved), (1, 2));
+        let after = backup(&db, &url, &scratch, &scratch.schema, "tr-after").await;
+        let held = secrets_in(&dir);
+        let old: HashMap<_, _> = open_subject(&before, &before, &held, &tenant, &s)
+            .unwrap()
+            .into_iter()
+            .collect();
+        let new = open_subject(&after, &after, &held, &tenant, &s).unwrap();
+        assert_eq!(new.len(), 2);
+        for (id, v) in &new {
+            let cos: f32 = v.iter().zip(&old[id]).map(|(a, b)| a * b).sum();
+            assert!(
+                cos.abs() < 0.5,
+                "template {id}: cosine {cos} to its old transform"
+            );
+        }
+        // The other tenant's templates did not move.
+        let o_before = open_subject(&before, &before, &held, &other_tenant, &o).unwrap();
+        let o_after = open_subject(&after, &after, &held, &other_tenant, &o).unwrap();
+        assert_eq!(o_before, o_after);
+        // Matches hold: 1:1, 1:N (the gallery reloads), and a face enrolled afterwards.
+        assert!(
+            core.verify(&admin, &s, photo("obama2.jpg"))
+                .await
+                .unwrap()
+                .allow
+        );
+        let who = core.identify(&admin, photo("obama2.jpg")).await.unwrap();
+        assert_eq!(who.subject.as_deref(), Some(s.as_str()));
+        let t = person(&core, &admin, "biden.jpg", &[Purpose::Verification]).await;
+        assert!(
+            core.verify(&admin, &t, photo("biden.jpg"))
+                .await
+                .unwrap()
+                .allow
+        );
+        assert!(
+            !core
+                .verify(&admin, &t, photo("obama2.jpg"))
+                .await
+                .unwrap()
+                .allow
+        );
+        assert!(
+            core.verify(&other_admin, &o, photo("obama2.jpg"))
+                .await
+                .unwrap()
+                .allow
+        );
+        core.close().await;
+    }
     scratch.finish().await;
 }

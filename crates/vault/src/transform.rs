@@ -42,9 +42,9 @@ impl std::fmt::Debug for TransformSecret {
 }
 
 /// A random orthogonal `d × d` matrix `Q`, the same for the same secret. `Q·a · Q·b = a · b`,
-/// so matching works unchanged on transformed templates, while without the secret a
-/// transformed template says nothing about the face it came from, nor whether it matches a
-/// template of another tenant.
+/// so matching works unchanged on transformed templates, and a transformed template compared
+/// directly with another tenant's says nothing about whether they are the same face. Not
+/// one-way: `d` known pairs of raw and transformed templates give `Q` (docs/accuracy.md).
 pub struct TemplateTransform {
     dim: usize,
     /// Row-major `Q`.

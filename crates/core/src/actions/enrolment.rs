@@ -39,8 +39,6 @@ impl Core {
                 engine.enrol(&img, &gate).map(|(face, _)| face.embedding)
             })
             .await?;
-        let protected = self.transform(&p.tenant).apply(&embedding.0)?;
-
         let template = new_id();
         let t = now();
         let mut tx = self.db.begin_write().await?;
@@ -50,6 +48,10 @@ impl Core {
                 .await?,
         );
         let key = self.data_key(&mut tx, &p.tenant, subject).await?;
+        // In the tenant's current transform generation, read in this transaction (a re-key
+        // takes the write lock too, so the two never interleave).
+        let generation = store::tenants::transform_gen(&mut tx, &p.tenant).await?;
+        let protected = self.transform(&p.tenant, generation).apply(&embedding.0)?;
         let expires_at = t + retention.min(MAX_RETENTION_DAYS) * 86_400;
         let ctx = TemplateContext {
             tenant: &p.tenant,

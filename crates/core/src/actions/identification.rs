@@ -21,7 +21,7 @@ impl Core {
     ) -> Result<Identification, CoreError> {
         p.require(&[Role::Admin, Role::Operator, Role::Device])?;
         self.check_identify_hours(p).await?;
-        let probe = self.probe(&p.tenant, image).await?;
+        let raw = self.probe(image).await?;
         let threshold = self.engine.default_threshold();
         let gallery = self.current_gallery(&p.tenant).await?;
         // Every template above the threshold among the best few, best first: the best one may
@@ -31,6 +31,8 @@ impl Core {
             let g = gallery
                 .read()
                 .map_err(|_| CoreError::Internal("gallery lock poisoned".into()))?;
+            // The probe in the generation of the templates in this gallery.
+            let probe = self.transform(&p.tenant, g.generation).apply(&raw)?;
             g.index
                 .search(&probe, IDENTIFY_CANDIDATES)
                 .into_iter()

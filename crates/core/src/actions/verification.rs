@@ -24,9 +24,10 @@ impl Core {
         image: Vec<u8>,
     ) -> Result<Decision, CoreError> {
         p.require(&[Role::Admin, Role::Operator, Role::Device])?;
-        let probe = self.probe(&p.tenant, image).await?;
+        let raw = self.probe(image).await?;
 
         let mut c = self.db.pool().acquire().await?;
+        let generation = store::tenants::transform_gen(&mut c, &p.tenant).await?;
         let wrapped = store::data_keys::wrapped(&mut c, &p.tenant, subject).await?;
         let mut rows = store::templates::live_verification(
             &mut c,
@@ -38,6 +39,7 @@ impl Core {
         .await?;
         drop(c);
         rows.truncate(VERIFY_SLOTS);
+        let probe = self.transform(&p.tenant, generation).apply(&raw)?;
 
         let ctx = KeyContext {
             tenant: &p.tenant,

@@ -216,9 +216,14 @@ impl Keyring {
         out
     }
 
-    /// The tenant's template-transform secret.
-    pub fn transform_secret(&self, tenant: &str) -> TransformSecret {
-        TransformSecret::from_bytes(*self.derive(tenant, "template-transform"))
+    /// The tenant's template-transform secret of generation `generation` (0 at the tenant's
+    /// creation, one more at each re-key).
+    pub fn transform_secret(&self, tenant: &str, generation: i64) -> TransformSecret {
+        let label = match generation {
+            0 => "template-transform".to_string(),
+            g => format!("template-transform/{g}"),
+        };
+        TransformSecret::from_bytes(*self.derive(tenant, &label))
     }
 
     /// The tenant's key for credential lookups (HMAC of card numbers and PINs).

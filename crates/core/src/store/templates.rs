@@ -347,3 +347,24 @@ pub(crate) async fn touch(
     .await?;
     Ok(())
 }
+
+/// Every template of `tenant`, with its subject's wrapped data key (to re-transform them).
+pub(crate) async fn of_tenant(c: &mut Conn, tenant: &str) -> Result<Vec<AccessRow>, sqlx::Error> {
+    sqlx::query(&format!(
+        "SELECT {COLUMNS}, k.kek_id, k.wrapped FROM templates t \
+         JOIN data_keys k ON k.subject_id = t.subject_id WHERE t.tenant_id = $1 \
+         ORDER BY t.subject_id"
+    ))
+    .bind(tenant)
+    .fetch_all(c)
+    .await?
+    .into_iter()
+    .map(|r| {
+        Ok(AccessRow {
+            row: TemplateRow::read(&r)?,
+            kek_id: r.try_get("kek_id")?,
+            wrapped: r.try_get("wrapped")?,
+        })
+    })
+    .collect()
+}

@@ -50,3 +50,21 @@ pub(crate) async fn all_ids(c: &mut Conn) -> Result<Vec<String>, sqlx::Error> {
         .map(|r| r.try_get("id"))
         .collect()
 }
+
+/// The generation of the tenant's template transform.
+pub(crate) async fn transform_gen(c: &mut Conn, id: &str) -> Result<i64, sqlx::Error> {
+    sqlx::query("SELECT transform_gen FROM tenants WHERE id = $1")
+        .bind(id)
+        .fetch_optional(c)
+        .await?
+        .map_or(Ok(0), |r| r.try_get("transform_gen"))
+}
+
+/// Moves the tenant's transform to the next generation; returns it.
+pub(crate) async fn next_transform_gen(c: &mut Conn, id: &str) -> Result<i64, sqlx::Error> {
+    sqlx::query("UPDATE tenants SET transform_gen = transform_gen + 1 WHERE id = $1")
+        .bind(id)
+        .execute(&mut *c)
+        .await?;
+    transform_gen(c, id).await
+}

@@ -30,3 +30,7 @@ CREATE INDEX data_keys_by_kek ON data_keys(kek_id);
 -- Which envelope a template is sealed in (the version byte of `sealed`, kept as a column so that
 -- the start-up upgrade of version-1 envelopes finds them without reading every template).
 ALTER TABLE templates ADD COLUMN envelope INTEGER NOT NULL DEFAULT 1;
+
+-- The generation of the tenant's template transform: 0 at creation, one more at each re-key
+-- (`consentry admin rekey-transform`), which re-transforms every template of the tenant.
+ALTER TABLE tenants ADD COLUMN transform_gen BIGINT NOT NULL DEFAULT 0;
