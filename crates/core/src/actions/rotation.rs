@@ -65,7 +65,8 @@ impl Core {
                 if !self.keys.keks.epochs()?.is_empty() || epochs.iter().any(|e| e.seq > 0) {
                     return Err(CoreError::KeyFile(format!(
                         "{where_} is key store {h}, which holds the keys of another database: \
-                         give this database a key store of its own"
+                         give this database a key store of its own (--key-dir), or remove that \
+                         one if its database is gone for good"
                     )));
                 }
                 store::kek_epochs::set_store_id(&mut tx, &h, now()).await?;
