@@ -112,7 +112,14 @@ impl Core {
                 tenant,
                 subject: &a.row.subject,
             };
-            let key = self.keys.unwrap(&a.kek_id, ctx, &a.wrapped)?;
+            // A key that does not unwrap here (a row moved from another tenant) or a template
+            // that does not open: refused and left out, never a gallery that fails to load.
+            let Ok(key) = self.keys.unwrap(&a.kek_id, ctx, &a.wrapped) else {
+                tracing::warn!(
+                    "a data key does not unwrap; its template is left out of the gallery"
+                );
+                continue;
+            };
             match key.open_template(a.row.context(tenant), &a.row.sealed) {
                 Ok(template) => out.push((a.row.id, a.row.subject, template)),
                 // A row edited behind the server's back (moved from verification to access,

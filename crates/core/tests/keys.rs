@@ -383,6 +383,8 @@ async fn a_template_whose_row_was_edited_is_refused_not_misused() {
             .unwrap();
         let (_, key) = core.bootstrap_tenant("Counter").await.unwrap();
         let admin = core.authenticate(&key).await.unwrap();
+        let (elsewhere, other_key) = core.bootstrap_tenant("Elsewhere").await.unwrap();
+        let other_admin = core.authenticate(&other_key).await.unwrap();
         let s = person(&core, &admin, "obama.jpg", &[Purpose::Verification]).await;
         // Another person with both consents, to move the template to.
         let other = core.create_subject(&admin).await.unwrap();
@@ -398,15 +400,14 @@ async fn a_template_whose_row_was_edited_is_refused_not_misused() {
             .unwrap();
         let (id, model): (String, String) = (row.get("id"), row.get("model"));
         let (used, expires): (i64, i64) = (row.get("last_used_at"), row.get("expires_at"));
+        // The only template in this database.
         let set = |assignment: String| {
-            let (db, id) = (db.clone(), id.clone());
+            let db = db.clone();
             async move {
-                sqlx::query(&format!(
-                    "UPDATE templates SET {assignment} WHERE id = '{id}'"
-                ))
-                .execute(db.pool())
-                .await
-                .unwrap();
+                sqlx::query(&format!("UPDATE templates SET {assignment}"))
+                    .execute(db.pool())
+                    .await
+                    .unwrap();
             }
         };
         let verifies = |who: String| {
@@ -423,7 +424,7 @@ async fn a_template_whose_row_was_edited_is_refused_not_misused() {
             "control: the untouched template matches"
         );
         let other_model = format!("{model}-other");
-        let edits: [(&str, String, String); 5] = [
+        let edits: [(&str, String, String); 7] = [
             (
                 "moved into the 1:N gallery",
                 "purpose = 'access'".into(),
@@ -449,6 +450,16 @@ async fn a_template_whose_row_was_edited_is_refused_not_misused() {
                 format!("subject_id = '{other}'"),
                 format!("subject_id = '{s}'"),
             ),
+            (
+                "moved to another tenant",
+                format!("tenant_id = '{elsewhere}'"),
+                format!("tenant_id = (SELECT tenant_id FROM subjects WHERE id = '{s}')"),
+            ),
+            (
+                "given another template's id",
+                "id = 'forged'".into(),
+                format!("id = '{id}'"),
+            ),
         ];
         for (what, edit, undo) in edits {
             set(edit).await;
@@ -459,6 +470,11 @@ async fn a_template_whose_row_was_edited_is_refused_not_misused() {
             );
             let who = core.identify(&admin, photo("obama2.jpg")).await.unwrap();
             assert!(!who.allow, "{what}: identify {who:?}");
+            let who = core
+                .identify(&other_admin, photo("obama2.jpg"))
+                .await
+                .unwrap();
+            assert!(!who.allow, "{what}: identify elsewhere {who:?}");
             set(undo).await;
             assert!(
                 verifies(s.clone()).await,
