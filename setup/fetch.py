@@ -65,7 +65,14 @@ def download(spec: str, kind: str, cache: Path) -> Path:
     tmp = Path(tempfile.mkdtemp(dir=cache))
     cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--disable-pip-version-check",
            "-q", "-d", str(tmp), spec]
-    if kind == "sdist":
+    if kind == "npm":
+        # The npm registry's tarball of the package, by name@version, with npm itself.
+        if shutil.which("npm") is None:
+            shutil.rmtree(tmp, ignore_errors=True)
+            fail(f"{spec} comes from the npm registry, and npm is not installed\n"
+                 "  fix: install Node.js with npm (Debian: apt-get install npm), then run setup again")
+        cmd = ["npm", "pack", "--silent", "--pack-destination", str(tmp), spec]
+    elif kind == "sdist":
         cmd[5:5] = ["--no-binary", ":all:"]
     elif spec.startswith("onnxruntime=="):
         # The shared library inside is the same for every CPython tag: pin one wheel.

@@ -293,6 +293,21 @@ pub fn embed_all(
     paths: &[PathBuf],
     jobs: Option<usize>,
 ) -> Vec<Result<Embedding, FaceError>> {
+    par_map(paths, jobs, |path| {
+        engine
+            .read(path)
+            .and_then(|img| engine.embed_primary(&img))
+            .map(|f| f.embedding)
+    })
+}
+
+/// `work` on every path, `jobs` at a time (default: one per core), with a progress bar on
+/// stderr. Results are in input order.
+pub fn par_map<R: Send>(
+    paths: &[PathBuf],
+    jobs: Option<usize>,
+    work: impl Fn(&PathBuf) -> Result<R, FaceError> + Sync,
+) -> Vec<Result<R, FaceError>> {
     let jobs = jobs
         .unwrap_or_else(|| {
             std::thread::available_parallelism()
@@ -307,17 +322,14 @@ pub fn embed_all(
         bar.set_style(style);
     }
     let next = AtomicUsize::new(0);
-    let slots: Mutex<Vec<Option<Result<Embedding, FaceError>>>> =
+    let slots: Mutex<Vec<Option<Result<R, FaceError>>>> =
         Mutex::new((0..paths.len()).map(|_| None).collect());
     std::thread::scope(|s| {
         for _ in 0..jobs.min(paths.len().max(1)) {
             s.spawn(|| loop {
                 let i = next.fetch_add(1, Ordering::Relaxed);
                 let Some(path) = paths.get(i) else { break };
-                let r = engine
-                    .read(path)
-                    .and_then(|img| engine.embed_primary(&img))
-                    .map(|f| f.embedding);
+                let r = work(path);
                 if let Ok(mut slots) = slots.lock() {
                     slots[i] = Some(r);
                 }

@@ -11,6 +11,7 @@ mod bench_audit;
 mod bench_cmds;
 mod bench_rotate;
 mod face_cmds;
+mod pad_cmds;
 mod pass_cmds;
 mod plot;
 mod remote;
@@ -92,9 +93,19 @@ enum Command {
     /// Passes: issue, save the trust and revocation lists, verify offline.
     #[command(subcommand)]
     Pass(pass_cmds::PassCommand),
+    /// Presentation-attack detection (liveness), measured offline.
+    #[command(subcommand)]
+    Pad(pad_cmds::PadCommand),
 }
 
 impl EngineArgs {
+    /// The assets directory these options name.
+    pub fn assets(&self) -> Assets {
+        self.assets
+            .clone()
+            .map_or_else(Assets::locate, |dir| Assets { dir })
+    }
+
     /// Loads the face engine these options describe.
     pub fn load(&self) -> Result<FaceEngine, FaceError> {
         self.load_or(Models::Standard)
@@ -177,6 +188,7 @@ fn main() -> ExitCode {
         Command::Admin(server_cmds::AdminCommand::RekeyTransform(a)) => a.json,
         Command::Audit(a) => a.json(),
         Command::Pass(a) => a.json(),
+        Command::Pad(a) => a.json(),
     };
     let with_engine = |f: &dyn Fn(&FaceEngine) -> Result<(), Failure>| {
         cli.engine
@@ -199,6 +211,7 @@ fn main() -> ExitCode {
         Command::Bench(bench_cmds::BenchCommand::Rotate(a)) => bench_rotate::rotate(&cli.engine, a),
         Command::Bench(bench_cmds::BenchCommand::Pass(a)) => bench_cmds::pass(a),
         Command::Pass(a) => pass_cmds::run(a),
+        Command::Pad(a) => with_engine(&|e| pad_cmds::run(e, &cli.engine.assets(), a)),
         Command::Serve(a) => server_cmds::serve(&cli.engine, a),
         Command::Admin(a) => server_cmds::admin(&cli.engine, a),
         Command::Audit(a) => match audit_cmds::run(a) {

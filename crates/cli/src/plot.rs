@@ -55,3 +55,37 @@ pub fn roc_png(path: &Path, roc: &[RocPoint]) -> Result<(), Box<dyn std::error::
     root.present()?;
     Ok(())
 }
+
+/// Draws a DET curve (BPCER against APCER, log scales 1e-3..1) to `path`.
+pub fn det_png(
+    path: &Path,
+    curve: &[(f64, f64)],
+    model: &str,
+) -> Result<(), Box<dyn std::error::Error>> {
+    let labels = register_font();
+    let root = BitMapBackend::new(path, (800, 600)).into_drawing_area();
+    root.fill(&WHITE)?;
+    let mut builder = ChartBuilder::on(&root);
+    builder.margin(20);
+    if labels {
+        builder
+            .caption(format!("DET: passive PAD ({model})"), ("sans-serif", 24))
+            .x_label_area_size(45)
+            .y_label_area_size(60);
+    }
+    let mut chart =
+        builder.build_cartesian_2d((1e-3f64..1.0f64).log_scale(), (1e-3f64..1.0f64).log_scale())?;
+    let mut mesh = chart.configure_mesh();
+    if labels {
+        mesh.x_desc("APCER (attacks taken for real)")
+            .y_desc("BPCER (real taken for attacks)");
+    } else {
+        mesh.disable_x_axis().disable_y_axis();
+    }
+    mesh.draw()?;
+    // Rates of 0 cannot sit on a log axis: clamp them to its edge.
+    let points = curve.iter().map(|&(a, b)| (a.max(1e-3), b.max(1e-3)));
+    chart.draw_series(LineSeries::new(points, BLUE.stroke_width(2)))?;
+    root.present()?;
+    Ok(())
+}

@@ -7,6 +7,8 @@
 //! - [`align`] fits the landmarks to the ArcFace template and warps the crop.
 //! - [`embed::Embedder`] turns a crop into a unit-length [`Embedding`].
 //! - [`quality`] decides whether a face is good enough to enrol.
+//! - [`pad`] tells a live face from a presented one: the passive check on one frame and the
+//!   signals (pose, eyes) an active challenge is judged from.
 //! - [`FaceEngine`] ties them together; [`eval`] measures accuracy on labelled pairs.
 //! - [`runtime`] locates the pinned ONNX Runtime library and models and owns the one ORT
 //!   environment of the process. This crate writes no `unsafe` itself; the FFI lives in `ort`.
@@ -22,6 +24,7 @@ pub mod embed;
 mod engine;
 mod error;
 pub mod eval;
+pub mod pad;
 pub mod quality;
 pub mod runtime;
 

@@ -5,7 +5,7 @@
 //! sha256 of each file is read from the same `setup/manifest.tsv`, compiled in, and checked when
 //! a model is loaded, so the engine never runs a model other than the pinned one.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::{Mutex, OnceLock};
 
 use ort::environment::Environment;
@@ -149,6 +149,28 @@ impl SessionPool {
         let first = pool.create()?;
         pool.put(first);
         Ok(pool)
+    }
+
+    /// A model the operator configured by path (not one of the pinned assets): read as it is,
+    /// its sha256 returned so the caller can log which file it runs.
+    pub fn from_file(
+        assets: &Assets,
+        path: &Path,
+        threads: usize,
+    ) -> Result<(Self, String), FaceError> {
+        let env = environment(assets)?;
+        let model = std::fs::read(path)
+            .map_err(|e| FaceError::ModelUnavailable(format!("{}: {e}", path.display())))?;
+        let digest = sha256_hex(&model);
+        let pool = SessionPool {
+            model,
+            threads: threads.max(1),
+            env,
+            idle: Mutex::new(Vec::new()),
+        };
+        let first = pool.create()?;
+        pool.put(first);
+        Ok((pool, digest))
     }
 
     fn create(&self) -> Result<Session, FaceError> {
