@@ -3,7 +3,8 @@
 use std::path::{Path, PathBuf};
 
 use clap::{Args, Subcommand};
-use consentry_face::pad::{det_curve, pad_metrics, PadProfile, PassiveDetector};
+use consentry_face::challenge::{judge, Action, Frame, Rules};
+use consentry_face::pad::{det_curve, pad_metrics, ChallengeModels, PadProfile, PassiveDetector};
 use consentry_face::runtime::Assets;
 use consentry_face::{FaceEngine, FaceError};
 use consentry_types::ErrorCode;
@@ -18,6 +19,9 @@ pub enum PadCommand {
     /// Measure the passive check per ISO/IEC 30107-3 on two trees of JPEG/PNG photos: APCER
     /// (per attack type), BPCER, BPCER at APCER 5% and 1%, failures to detect, a DET curve.
     Eval(PadEvalArgs),
+    /// Judge a video clip against a challenge (the active check, offline): frames taken with
+    /// ffmpeg, each frame's pose, eyes, passive score and (facing the camera) embedding.
+    Video(PadVideoArgs),
 }
 
 impl PadCommand {
@@ -25,6 +29,7 @@ impl PadCommand {
     pub fn json(&self) -> bool {
         match self {
             PadCommand::Eval(a) => a.json,
+            PadCommand::Video(a) => a.json,
         }
     }
 }
@@ -55,6 +60,158 @@ pub struct PadEvalArgs {
     /// Print one JSON object.
     #[arg(long)]
     pub json: bool,
+}
+
+/// `consentry pad video`.
+#[derive(Args)]
+pub struct PadVideoArgs {
+    /// The clip (any format ffmpeg reads).
+    clip: PathBuf,
+    /// The actions asked, in order: blink, left, right, up (comma-separated).
+    #[arg(long)]
+    challenge: String,
+    /// Frames taken per second of the clip.
+    #[arg(long, default_value_t = 10.0)]
+    fps: f32,
+    /// Seconds the actions must fit in (default: the whole clip).
+    #[arg(long)]
+    deadline: Option<f32>,
+    /// The passive model, as for `pad eval`.
+    #[arg(long, default_value = "faceplugin")]
+    model: String,
+    /// Also print every frame's signals.
+    #[arg(long)]
+    frames: bool,
+    /// Print one JSON object.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// The frames of `clip` at `fps`, as JPEG files in a temporary directory (by ffmpeg).
+fn extract_frames(clip: &Path, fps: f32) -> Result<(tempfile::TempDir, Vec<PathBuf>), Failure> {
+    let dir = tempfile::tempdir().map_err(|e| Failure {
+        code: ErrorCode::Internal,
+        message: format!("temporary directory: {e}"),
+    })?;
+    let status = std::process::Command::new("ffmpeg")
+        .args(["-v", "error", "-nostdin", "-i"])
+        .arg(clip)
+        .args(["-vf", &format!("fps={fps}"), "-q:v", "2"])
+        .arg(dir.path().join("%05d.jpg"))
+        .status()
+        .map_err(|e| Failure {
+            code: ErrorCode::ModelUnavailable,
+            message: format!("ffmpeg: {e} (Debian: apt-get install ffmpeg)"),
+        })?;
+    if !status.success() {
+        return Err(Failure {
+            code: ErrorCode::InvalidRequest,
+            message: format!("ffmpeg could not read {}", clip.display()),
+        });
+    }
+    let frames = images(dir.path())?;
+    Ok((dir, frames))
+}
+
+/// What a frame shows: faces, and the largest one's signals, passive score and (facing the
+/// camera) embedding.
+pub fn frame_of(
+    engine: &FaceEngine,
+    passive: &PassiveDetector,
+    models: &ChallengeModels,
+    img: &image::RgbImage,
+    t: f32,
+) -> Result<Frame, FaceError> {
+    let faces = engine.detect(img)?;
+    let Some(det) = faces
+        .iter()
+        .max_by(|a, b| a.area().total_cmp(&b.area()))
+        .cloned()
+    else {
+        return Ok(Frame {
+            t,
+            ..Frame::default()
+        });
+    };
+    let signals = models.signals(img, &det)?;
+    let embedding = if signals.yaw.abs() < 15.0 && signals.pitch.abs() < 20.0 {
+        let aligned = engine.align(img, &det)?;
+        Some(engine.embed_aligned(&aligned)?.0.clone())
+    } else {
+        None
+    };
+    Ok(Frame {
+        t,
+        faces: faces.len(),
+        signals: Some(signals),
+        passive: Some(passive.score(img, &det)?),
+        embedding,
+    })
+}
+
+fn video(engine: &FaceEngine, assets: &Assets, a: &PadVideoArgs) -> Result<(), Failure> {
+    let bad = |message: String| Failure {
+        code: ErrorCode::InvalidRequest,
+        message,
+    };
+    let fail = |e: FaceError| Failure {
+        code: consentry_types::HasErrorCode::code(&e),
+        message: e.to_string(),
+    };
+    let asked = Action::parse_list(&a.challenge).map_err(bad)?;
+    if !(1.0..=60.0).contains(&a.fps) {
+        return Err(bad("--fps must be 1 to 60".into()));
+    }
+    let profile = PadProfile::parse(&a.model).map_err(bad)?;
+    let passive = PassiveDetector::load(assets, &profile, 1).map_err(fail)?;
+    let models = ChallengeModels::load(assets, 1).map_err(fail)?;
+    let (_dir, paths) = extract_frames(&a.clip, a.fps)?;
+    let started = std::time::Instant::now();
+    let results = par_map(&paths, None, |p| {
+        let img = engine.read(p)?;
+        let i = paths.iter().position(|q| q == p).unwrap_or(0);
+        frame_of(engine, &passive, &models, &img, i as f32 / a.fps)
+    });
+    let work_s = started.elapsed().as_secs_f64();
+    let frames: Vec<Frame> = results
+        .into_iter()
+        .collect::<Result<_, _>>()
+        .map_err(fail)?;
+    let rules = Rules {
+        passive: profile.default_threshold(),
+        deadline_s: a.deadline,
+        ..Rules::default()
+    };
+    let verdict = judge(&frames, &asked, &rules);
+    let per_frame: Vec<_> = frames
+        .iter()
+        .map(|f| {
+            json!({
+                "t": f.t, "faces": f.faces, "signals": f.signals, "passive": f.passive,
+                "frontal": f.embedding.is_some(),
+            })
+        })
+        .collect();
+    let mut result = json!({
+        "challenge": asked,
+        "pass": verdict.pass,
+        "checks": verdict.checks,
+        "events": verdict.events,
+        "passive_median": verdict.passive_median,
+        "reasons": verdict.reasons,
+        "frames_judged": frames.len(),
+        "model": profile.name(),
+        "ms_per_frame": work_s * 1e3 / frames.len().max(1) as f64,
+    });
+    if a.frames {
+        result["frames"] = json!(per_frame);
+    }
+    if a.json {
+        println!("{result}");
+    } else {
+        println!("{result:#}");
+    }
+    Ok(())
 }
 
 fn images(dir: &Path) -> Result<Vec<PathBuf>, Failure> {
@@ -115,7 +272,10 @@ fn score_all(
 }
 
 pub fn run(engine: &FaceEngine, assets: &Assets, cmd: &PadCommand) -> Result<(), Failure> {
-    let PadCommand::Eval(a) = cmd;
+    let a = match cmd {
+        PadCommand::Eval(a) => a,
+        PadCommand::Video(v) => return video(engine, assets, v),
+    };
     let bad = |message: String| Failure {
         code: ErrorCode::InvalidRequest,
         message,

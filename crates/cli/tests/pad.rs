@@ -76,3 +76,73 @@ fn pad_eval_takes_camera_photos_for_real_and_counts_missing_faces_apart() {
     assert_eq!(bad.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&bad.stdout).contains("faceplugin"));
 }
+
+/// A still photo played as a video does no action: `pad video` judges it a failure of the
+/// action check, and says what it saw. (The real clips and replay attacks are measured in
+/// docs/liveness.md: the project may not ship them.) ffmpeg makes the clip and takes its
+/// frames; `.ci/run` installs it and sets CONSENTRY_REQUIRE_FFMPEG, elsewhere the test says it
+/// skipped.
+#[test]
+fn a_still_photo_clip_fails_every_challenge() {
+    if std::process::Command::new("ffmpeg")
+        .arg("-version")
+        .output()
+        .is_err()
+    {
+        assert!(
+            std::env::var_os("CONSENTRY_REQUIRE_FFMPEG").is_none(),
+            "ffmpeg is missing: apt-get install ffmpeg"
+        );
+        eprintln!("SKIPPED: ffmpeg is missing (apt-get install ffmpeg)");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let clip = dir.path().join("still.mp4");
+    let made = std::process::Command::new("ffmpeg")
+        .args(["-v", "error", "-y", "-loop", "1", "-i"])
+        .arg(assets().join("photos/obama.jpg"))
+        .args([
+            "-t",
+            "3",
+            "-r",
+            "30",
+            "-vf",
+            "scale=640:-2",
+            "-pix_fmt",
+            "yuv420p",
+        ])
+        .arg(&clip)
+        .status()
+        .unwrap();
+    assert!(made.success());
+    for challenge in ["blink", "left,right", "up"] {
+        let out = consentry(&[
+            "pad",
+            "video",
+            clip.to_str().unwrap(),
+            "--challenge",
+            challenge,
+            "--json",
+        ]);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stdout)
+        );
+        let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+        assert_eq!(v["pass"], false, "{challenge}: {v}");
+        assert_eq!(v["checks"]["actions"], false, "{challenge}: {v}");
+        assert_eq!(v["events"], serde_json::json!([]), "{challenge}: {v}");
+        assert_eq!(v["checks"]["same_face"], true, "{challenge}: {v}");
+        assert_eq!(v["frames_judged"], 30, "{challenge}: {v}");
+    }
+    let bad = consentry(&[
+        "pad",
+        "video",
+        clip.to_str().unwrap(),
+        "--challenge",
+        "wink",
+        "--json",
+    ]);
+    assert_eq!(bad.status.code(), Some(2));
+}

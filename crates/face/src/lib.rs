@@ -18,6 +18,7 @@
 #![deny(missing_docs)]
 
 pub mod align;
+pub mod challenge;
 pub mod decode;
 pub mod detect;
 pub mod embed;

@@ -319,8 +319,8 @@ fn mirror(rgb: &[u8], size: usize) -> Vec<u8> {
 /// What one frame shows, for the challenge.
 #[derive(Clone, Copy, Debug, PartialEq, Serialize)]
 pub struct FrameSignals {
-    /// Head yaw in degrees (HopeNet's convention: positive when the head turns to the image's
-    /// left, i.e. the person's right... see [`crate::challenge`] for how it is read).
+    /// Head yaw in degrees, HopeNet's convention: negative when the face points to the
+    /// picture's left.
     pub yaw: f32,
     /// Head pitch in degrees (positive looking up).
     pub pitch: f32,
