@@ -82,6 +82,9 @@ pub struct PadVideoArgs {
     /// Also print every frame's signals.
     #[arg(long)]
     frames: bool,
+    /// Frames processed in parallel (default: the number of cores).
+    #[arg(long)]
+    jobs: Option<usize>,
     /// Print one JSON object.
     #[arg(long)]
     pub json: bool,
@@ -167,7 +170,7 @@ fn video(engine: &FaceEngine, assets: &Assets, a: &PadVideoArgs) -> Result<(), F
     let models = ChallengeModels::load(assets, 1).map_err(fail)?;
     let (_dir, paths) = extract_frames(&a.clip, a.fps)?;
     let started = std::time::Instant::now();
-    let results = par_map(&paths, None, |p| {
+    let results = par_map(&paths, a.jobs, |p| {
         let img = engine.read(p)?;
         let i = paths.iter().position(|q| q == p).unwrap_or(0);
         frame_of(engine, &passive, &models, &img, i as f32 / a.fps)
@@ -329,7 +332,7 @@ pub fn run(engine: &FaceEngine, assets: &Assets, cmd: &PadCommand) -> Result<(),
     let result = json!({
         "model": profile.name(),
         "model_sha256": pad.digests,
-        "threshold": threshold,
+        "threshold": (f64::from(threshold) * 1e4).round() / 1e4,
         "n_real": m.n_real,
         "n_attack": m.n_attack,
         "apcer": m.apcer,

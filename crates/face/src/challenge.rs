@@ -6,9 +6,10 @@
 //! - **actions**: a turn or a look up is the head's angle (smoothed over 3 frames) moving past
 //!   [`Rules::turn_deg`] / [`Rules::up_deg`] from where it mostly is, for at least two frames; a
 //!   blink is the eyes closed (probability ≥ [`Rules::closed`]) for at most
-//!   [`Rules::max_blink_s`] with open frames just before and after. The asked actions must be
-//!   seen in the asked order; other movements and blinks between them do not count against it
-//!   (people blink, and overshoot).
+//!   [`Rules::max_blink_s`] with open frames just before and after. The movements seen must
+//!   begin with the asked ones in the asked order (a repeat is fine, another movement before
+//!   the last asked one is not), and each asked blink must fall in its slot; blinks not asked
+//!   are ignored (people blink).
 //! - **same face**: at least 80% of the frames facing the camera match the first one (cosine
 //!   ≥ [`Rules::same_face`]), and no frame shows more than one face;
 //! - **timing**: enough frames with a face, times increasing, all within the deadline;
@@ -261,25 +262,46 @@ pub fn events(frames: &[(f32, FrameSignals)], rules: &Rules) -> Vec<Event> {
     out
 }
 
-/// Whether `seen` performs `asked` in order: the asked turns and looks appear in that order
-/// (other movements between them do not count against it), and each asked blink falls
-/// after the previous asked action and before the next.
+/// Whether `seen` performs `asked` in order. The movements (turns, looks) seen must begin with
+/// the asked ones in the asked order: a movement repeated is fine (people overshoot), another
+/// movement before the last asked one is not, and anything after it is. Each asked blink must
+/// fall after the previous asked movement began and before the next one begins; blinks not
+/// asked are ignored.
 pub fn in_order(asked: &[Action], seen: &[Event]) -> bool {
-    let mut after = f32::NEG_INFINITY;
-    // Greedy: each asked action takes the earliest matching event after the previous one; for a
-    // blink the next asked movement must still be found after it.
-    for (k, a) in asked.iter().enumerate() {
-        let Some(e) = seen.iter().find(|e| e.action == *a && e.t > after) else {
+    let asked_moves: Vec<Action> = asked
+        .iter()
+        .copied()
+        .filter(|a| *a != Action::Blink)
+        .collect();
+    let mut at = Vec::with_capacity(asked_moves.len());
+    for e in seen.iter().filter(|e| e.action != Action::Blink) {
+        let k = at.len();
+        if k < asked_moves.len() && e.action == asked_moves[k] {
+            at.push(e.t);
+        } else if k > 0 && k < asked_moves.len() && e.action == asked_moves[k - 1] {
+            // the same movement again, before the next asked one
+        } else if k < asked_moves.len() {
             return false;
-        };
-        after = e.t;
+        }
+    }
+    if at.len() < asked_moves.len() {
+        return false;
+    }
+    // Blinks: in their slot between the asked movements around them.
+    let (mut moves_before, mut after) = (0usize, f32::NEG_INFINITY);
+    for a in asked {
         if *a == Action::Blink {
-            // The blink must come before the next asked movement's event.
-            if let Some(next) = asked[k + 1..].iter().find(|n| **n != Action::Blink) {
-                if !seen.iter().any(|e| e.action == *next && e.t > after) {
-                    return false;
-                }
+            let before = at.get(moves_before).copied().unwrap_or(f32::INFINITY);
+            match seen
+                .iter()
+                .find(|e| e.action == Action::Blink && e.t > after && e.t < before)
+            {
+                Some(e) => after = e.t,
+                None => return false,
             }
+        } else {
+            after = after.max(at[moves_before]);
+            moves_before += 1;
         }
     }
     true
@@ -420,9 +442,14 @@ mod tests {
         use Action::*;
         assert!(in_order(&[Blink, TurnLeft, TurnRight], &seen));
         assert!(
-            in_order(&[TurnLeft, LookUp], &seen),
-            "movements between do not count"
+            !in_order(&[TurnLeft, LookUp], &seen),
+            "another movement between"
         );
+        assert!(
+            in_order(&[TurnLeft], &seen),
+            "movements after the last asked one are fine"
+        );
+        assert!(in_order(&[Blink, TurnLeft, TurnRight, LookUp], &seen));
         assert!(!in_order(&[TurnRight, TurnLeft], &seen), "the wrong order");
         assert!(
             !in_order(&[TurnLeft, Blink], &seen),
