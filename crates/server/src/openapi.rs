@@ -18,7 +18,7 @@ use crate::ErrorResponse;
         links::subject_token, passes::issue_pass, passes::qr_svg, passes::qr_png,
         passes::revoke_pass, passes::rotate_key, passes::trust, passes::revocations,
         passes::check_in),
-    components(schemas(ErrorResponse, consents::ConsentRequest, credentials::CredentialRequest, keys::NewKeyRequest, links::LinkRequest, passes::PassRequest, passes::CheckInRequest)),
+    components(schemas(ErrorResponse, crate::extract::ImageUpload, consents::ConsentRequest, credentials::CredentialRequest, keys::NewKeyRequest, links::LinkRequest, passes::PassRequest, passes::CheckInRequest)),
     modifiers(&BearerAuth)
 )]
 pub struct ApiDoc;

@@ -174,6 +174,86 @@ async fn the_api_on_both_backends() {
                 "{ct}"
             );
         }
+        // A multipart/form-data upload (what most clients and generated clients send): the
+        // `image` part is the photo, other parts are ignored; without one, a clear refusal.
+        let form = |parts: &[(&str, &[u8])]| {
+            let mut body = Vec::new();
+            for (name, bytes) in parts {
+                body.extend_from_slice(
+                    format!(
+                        "--XyZ\r\nContent-Disposition: form-data; name=\"{name}\"; filename=\"p.jpg\"\r\nContent-Type: image/jpeg\r\n\r\n"
+                    )
+                    .as_bytes(),
+                );
+                body.extend_from_slice(bytes);
+                body.extend_from_slice(b"\r\n");
+            }
+            body.extend_from_slice(b"--XyZ--\r\n");
+            body
+        };
+        let multipart = Some("multipart/form-data; boundary=XyZ");
+        let probe = photo("obama2.jpg");
+        let stranger = photo("biden.jpg");
+        let (st, body) = call(
+            &app,
+            "POST",
+            &verify,
+            k,
+            multipart,
+            form(&[("note", b"hi"), ("image", &probe)]),
+        )
+        .await;
+        assert_eq!(
+            (st, &body["decision"]),
+            (StatusCode::OK, &"allow".into()),
+            "{body}"
+        );
+        let (st, body) = call(
+            &app,
+            "POST",
+            &verify,
+            k,
+            multipart,
+            form(&[("image", &stranger)]),
+        )
+        .await;
+        assert_eq!(
+            (st, &body["decision"]),
+            (StatusCode::OK, &"deny".into()),
+            "{body}"
+        );
+        let (st, body) = call(
+            &app,
+            "POST",
+            &verify,
+            k,
+            multipart,
+            form(&[("photo", &probe)]),
+        )
+        .await;
+        assert_eq!(
+            (st, body["code"].as_str()),
+            (StatusCode::BAD_REQUEST, Some("invalid_request")),
+            "{body}"
+        );
+        assert!(
+            body["message"].as_str().unwrap_or("").contains("`image`"),
+            "{body}"
+        );
+        let (st, body) = call(
+            &app,
+            "POST",
+            &verify,
+            k,
+            Some("multipart/form-data"),
+            probe.clone(),
+        )
+        .await;
+        assert_eq!(
+            (st, body["code"].as_str()),
+            (StatusCode::BAD_REQUEST, Some("invalid_request")),
+            "no boundary: {body}"
+        );
         let (st, body) = call(
             &app,
             "POST",

@@ -26,7 +26,7 @@ fn decision(allow: bool) -> &'static str {
 }
 
 #[utoipa::path(post, path = "/api/v1/verify", tag = "decisions", security(("bearer" = [])), params(("subject" = String, Query)),
-    request_body(content = Vec<u8>, content_type = "image/jpeg"),
+    request_body(content((Vec<u8> = "image/jpeg"), (crate::extract::ImageUpload = "multipart/form-data")), description = "a JPEG or PNG photo: the whole body, or the `image` part of a multipart form"),
     responses((status = 200, description = "`{\"decision\": \"allow\"|\"deny\"}`; an unknown subject and a non-match look the same, and no score is given to anyone"), (status = 401, description = "`unauthorized`", body = ErrorResponse)))]
 pub(crate) async fn verify_face(
     State(s): State<AppState>,
@@ -38,14 +38,14 @@ pub(crate) async fn verify_face(
     let subject = q
         .subject
         .ok_or_else(|| ApiError::new(ErrorCode::InvalidRequest, "?subject=ID is required"))?;
-    let image = image_body(&headers, body)?;
+    let image = image_body(&headers, body).await?;
     let d = s.core.verify(&p, &subject, image).await?;
     s.metrics.decision("verify", d.allow);
     Ok(Json(json!({ "decision": decision(d.allow) })))
 }
 
 #[utoipa::path(post, path = "/api/v1/identify", tag = "decisions", security(("bearer" = [])),
-    request_body(content = Vec<u8>, content_type = "image/jpeg"),
+    request_body(content((Vec<u8> = "image/jpeg"), (crate::extract::ImageUpload = "multipart/form-data")), description = "a JPEG or PNG photo: the whole body, or the `image` part of a multipart form"),
     responses((status = 200, description = "`{\"decision\", \"subject\": id|null}`; an unmatched face is dropped"), (status = 401, description = "`unauthorized`", body = ErrorResponse)))]
 pub(crate) async fn identify_face(
     State(s): State<AppState>,
@@ -53,7 +53,7 @@ pub(crate) async fn identify_face(
     headers: HeaderMap,
     body: Body,
 ) -> Result<Json<serde_json::Value>, ApiError> {
-    let image = image_body(&headers, body)?;
+    let image = image_body(&headers, body).await?;
     let id = s.core.identify(&p, image).await?;
     s.metrics.decision("identify", id.allow);
     Ok(Json(
@@ -62,7 +62,7 @@ pub(crate) async fn identify_face(
 }
 
 #[utoipa::path(post, path = "/api/v1/access/decide", tag = "decisions", security(("bearer" = [])),
-    request_body(content = CredentialRequest, description = "`{\"card\"}` or `{\"pin\"}` as JSON, or a face as image/jpeg or image/png"),
+    request_body(content((CredentialRequest = "application/json"), (Vec<u8> = "image/jpeg"), (crate::extract::ImageUpload = "multipart/form-data")), description = "`{\"card\"}` or `{\"pin\"}` as JSON, or a face: a JPEG or PNG body, or the `image` part of a multipart form"),
     responses((status = 200, description = "`{\"decision\", \"subject\"}`, the same for face, card and PIN"), (status = 401, description = "`unauthorized`", body = ErrorResponse)))]
 /// The access decision from a face (image body), a card or a PIN (JSON): one shape for all.
 pub(crate) async fn decide_access(
@@ -72,8 +72,14 @@ pub(crate) async fn decide_access(
     body: Body,
 ) -> Result<Json<serde_json::Value>, ApiError> {
     let ct = content_type(&headers);
-    let id = if ct.starts_with("image/") || is_image_type(ct) {
-        let id = s.core.identify(&p, image_body(&headers, body)?).await?;
+    let id = if ct.starts_with("image/")
+        || is_image_type(ct)
+        || ct.eq_ignore_ascii_case("multipart/form-data")
+    {
+        let id = s
+            .core
+            .identify(&p, image_body(&headers, body).await?)
+            .await?;
         s.metrics.decision("face", id.allow);
         id
     } else {
