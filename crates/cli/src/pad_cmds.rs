@@ -3,7 +3,7 @@
 use std::path::{Path, PathBuf};
 
 use clap::{Args, Subcommand};
-use consentry_face::challenge::{judge, Action, Frame, Rules};
+use consentry_face::challenge::{judge, observe, Action, Frame, Rules};
 use consentry_face::pad::{det_curve, pad_metrics, ChallengeModels, PadProfile, PassiveDetector};
 use consentry_face::runtime::Assets;
 use consentry_face::{FaceEngine, FaceError};
@@ -116,42 +116,6 @@ fn extract_frames(clip: &Path, fps: f32) -> Result<(tempfile::TempDir, Vec<PathB
     Ok((dir, frames))
 }
 
-/// What a frame shows: faces, and the largest one's signals, passive score and (facing the
-/// camera) embedding.
-pub fn frame_of(
-    engine: &FaceEngine,
-    passive: &PassiveDetector,
-    models: &ChallengeModels,
-    img: &image::RgbImage,
-    t: f32,
-) -> Result<Frame, FaceError> {
-    let faces = engine.detect(img)?;
-    let Some(det) = faces
-        .iter()
-        .max_by(|a, b| a.area().total_cmp(&b.area()))
-        .cloned()
-    else {
-        return Ok(Frame {
-            t,
-            ..Frame::default()
-        });
-    };
-    let signals = models.signals(img, &det)?;
-    let embedding = if signals.yaw.abs() < 15.0 && signals.pitch.abs() < 20.0 {
-        let aligned = engine.align(img, &det)?;
-        Some(engine.embed_aligned(&aligned)?.0.clone())
-    } else {
-        None
-    };
-    Ok(Frame {
-        t,
-        faces: faces.len(),
-        signals: Some(signals),
-        passive: Some(passive.score(img, &det)?),
-        embedding,
-    })
-}
-
 fn video(engine: &FaceEngine, assets: &Assets, a: &PadVideoArgs) -> Result<(), Failure> {
     let bad = |message: String| Failure {
         code: ErrorCode::InvalidRequest,
@@ -173,7 +137,7 @@ fn video(engine: &FaceEngine, assets: &Assets, a: &PadVideoArgs) -> Result<(), F
     let results = par_map(&paths, a.jobs, |p| {
         let img = engine.read(p)?;
         let i = paths.iter().position(|q| q == p).unwrap_or(0);
-        frame_of(engine, &passive, &models, &img, i as f32 / a.fps)
+        observe(engine, &passive, &models, &img, i as f32 / a.fps)
     });
     let work_s = started.elapsed().as_secs_f64();
     let frames: Vec<Frame> = results

@@ -159,6 +159,14 @@ pub struct ServeArgs {
     /// raise it together with --rate-limit.
     #[arg(long, default_value_t = consentry_core::AbuseRules::default().burst_floor)]
     burst_floor: i64,
+    /// The passive presentation-attack model of the liveness check: `faceplugin` (shipped) or
+    /// `minifasnet:DIR` (the operator's MiniFASNet pair; docs/liveness.md).
+    #[arg(long, default_value = "faceplugin")]
+    pad_model: String,
+    /// The actions a liveness challenge may ask for (comma-separated: blink, left, right, up);
+    /// fewer for a site whose people cannot all turn their heads.
+    #[arg(long, default_value = "blink,left,right,up")]
+    liveness_actions: String,
     /// Days a venue check-in (pseudonym, venue, time) is kept before the sweep deletes it.
     #[arg(long, default_value_t = consentry_core::CHECKIN_RETENTION_DAYS)]
     checkin_retention_days: i64,
@@ -286,6 +294,13 @@ pub fn serve(engine: &EngineArgs, a: &ServeArgs) -> Result<(), Failure> {
         .with_ansi(false)
         .init();
     let options = server_options(a)?;
+    let actions =
+        consentry_face::challenge::Action::parse_list(&a.liveness_actions).map_err(|m| {
+            Failure {
+                code: ErrorCode::InvalidRequest,
+                message: format!("--liveness-actions {m}"),
+            }
+        })?;
     let rules = consentry_core::AbuseRules {
         operator_hours: a.operator_hours.as_deref().map(parse_hours).transpose()?,
         new_network: a.new_network_rule,
@@ -297,6 +312,7 @@ pub fn serve(engine: &EngineArgs, a: &ServeArgs) -> Result<(), Failure> {
         core.set_abuse_rules(rules);
         core.set_checkin_retention_days(a.checkin_retention_days)
             .map_err(fail)?;
+        core.set_liveness(liveness_models(engine, &a.pad_model)?, actions);
         let core = Arc::new(core);
         let listener = tokio::net::TcpListener::bind(&a.listen)
             .await
@@ -325,6 +341,24 @@ pub fn serve(engine: &EngineArgs, a: &ServeArgs) -> Result<(), Failure> {
         consentry_server::serve_with(core, listener, options)
             .await
             .map_err(|e| Failure { code: ErrorCode::Internal, message: format!("server: {e}") })
+    })
+}
+
+/// The liveness models: the passive profile and the challenge's pose, landmark and eye models.
+fn liveness_models(
+    engine: &EngineArgs,
+    profile: &str,
+) -> Result<consentry_core::LivenessModels, Failure> {
+    use consentry_face::pad::{ChallengeModels, PadProfile, PassiveDetector};
+    let bad = |message: String| Failure {
+        code: ErrorCode::InvalidRequest,
+        message,
+    };
+    let profile = PadProfile::parse(profile).map_err(|m| bad(format!("--pad-model {m}")))?;
+    let assets = engine.assets();
+    Ok(consentry_core::LivenessModels {
+        passive: PassiveDetector::load(&assets, &profile, 1).map_err(Failure::from)?,
+        challenge: ChallengeModels::load(&assets, 1).map_err(Failure::from)?,
     })
 }
 

@@ -33,6 +33,9 @@ pub struct Core {
     pub(crate) guard: crate::abuse::Guard,
     /// Days a venue check-in is kept.
     pub(crate) checkin_retention_days: i64,
+    /// The liveness models, when loaded, and the actions a challenge may ask for.
+    pub(crate) liveness: Option<Arc<crate::LivenessModels>>,
+    pub(crate) liveness_actions: Vec<consentry_face::challenge::Action>,
     /// The key-encryption-key epoch last seen current, and a decoy data key wrapped under it
     /// for another tenant and subject: unwrapped in place of an unknown subject's, it does the
     /// same work and fails at the tag.
@@ -113,6 +116,16 @@ impl Core {
             guard: crate::abuse::Guard::new(crate::AbuseRules::default()),
             checkin_retention_days: crate::CHECKIN_RETENTION_DAYS,
             current_kek: Mutex::new((String::new(), Vec::new())),
+            liveness: None,
+            liveness_actions: {
+                use consentry_face::challenge::Action;
+                vec![
+                    Action::Blink,
+                    Action::TurnLeft,
+                    Action::TurnRight,
+                    Action::LookUp,
+                ]
+            },
         };
         core.bind_key_store().await?;
         Ok(core)

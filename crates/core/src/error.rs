@@ -26,6 +26,12 @@ pub enum CoreError {
     /// A scoped link past its expiry.
     #[error("this link has expired")]
     LinkExpired,
+    /// A liveness challenge answered already or past its deadline.
+    #[error("this liveness challenge was answered already or has expired; ask for another")]
+    ChallengeExpired,
+    /// The purpose needs a fresh liveness result, and the request has no valid one.
+    #[error("this needs a fresh liveness result for this subject")]
+    LivenessRequired,
     /// The key's role may not do this.
     #[error("this key's role may not do that")]
     Forbidden,
@@ -75,6 +81,8 @@ impl HasErrorCode for CoreError {
             CoreError::Forbidden => ErrorCode::Forbidden,
             CoreError::KeyExpired => ErrorCode::KeyExpired,
             CoreError::LinkExpired => ErrorCode::LinkExpired,
+            CoreError::ChallengeExpired => ErrorCode::ChallengeExpired,
+            CoreError::LivenessRequired => ErrorCode::LivenessRequired,
             CoreError::Pass(e) => e.code(),
             CoreError::KeyRevoked => ErrorCode::KeyRevoked,
             CoreError::KeySuspended => ErrorCode::KeySuspended,

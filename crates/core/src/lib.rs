@@ -31,6 +31,10 @@ pub use crate::actions::access::{
 };
 pub use crate::actions::keys::{KeyRequest, KeyView, MAX_KEY_DAYS};
 pub use crate::actions::links::{LinkResult, MintedLink, MAX_LINK_MINUTES};
+pub use crate::actions::liveness::{
+    LivenessChallenge, LivenessFrame, LivenessModels, LivenessResult, CHALLENGE_SECONDS,
+    DEADLINE_SECONDS, MAX_FRAMES, TOKEN_SECONDS,
+};
 pub use crate::actions::passes::{
     CheckIn, IssuedPass, CHECKIN_RETENTION_DAYS, DEFAULT_PASS_DAYS, MAX_CHECKIN_RETENTION_DAYS,
     MAX_PASS_DAYS,

@@ -95,6 +95,8 @@ pub struct Principal {
     pub request_id: String,
     /// The purpose the caller stated for this request (`X-Consentry-Purpose`), if any.
     pub purpose: Option<String>,
+    /// The liveness token the request carries (`X-Consentry-Liveness`), if any.
+    pub liveness: Option<String>,
     /// When an admin last lifted a suspension of the key: the abuse rules count from then.
     pub(crate) reinstated_at: Option<i64>,
 }
@@ -103,6 +105,13 @@ pub struct Principal {
 pub const MAX_PURPOSE_CHARS: usize = 200;
 
 impl Principal {
+    /// Carries the request's liveness token (`X-Consentry-Liveness`), checked by enrolment and
+    /// verification when the tenant's policy needs one.
+    pub fn with_liveness(mut self, token: Option<&str>) -> Principal {
+        self.liveness = token.map(str::to_string);
+        self
+    }
+
     /// States the request's purpose: 1 to [`MAX_PURPOSE_CHARS`] characters, no control
     /// characters (it is shown to the person whose record was read).
     pub fn with_purpose(mut self, purpose: Option<&str>) -> Result<Principal, CoreError> {
@@ -148,6 +157,8 @@ impl Principal {
 pub struct Decision {
     /// Access granted.
     pub allow: bool,
+    /// A liveness result was required and checked (and its face matched the probe).
+    pub liveness: bool,
 }
 
 /// A 1:N decision: the subject when the face matched one of the tenant's consenting, enrolled

@@ -17,7 +17,8 @@
 
 use serde::Serialize;
 
-use crate::pad::FrameSignals;
+use crate::pad::{ChallengeModels, FrameSignals, PassiveDetector};
+use crate::{FaceEngine, FaceError};
 
 /// One action of a challenge.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
@@ -305,6 +306,42 @@ pub fn in_order(asked: &[Action], seen: &[Event]) -> bool {
         }
     }
     true
+}
+
+/// What a frame shows: how many faces, and the largest one's signals, passive score and (when
+/// it faces the camera) embedding.
+pub fn observe(
+    engine: &FaceEngine,
+    passive: &PassiveDetector,
+    models: &ChallengeModels,
+    img: &image::RgbImage,
+    t: f32,
+) -> Result<Frame, FaceError> {
+    let faces = engine.detect(img)?;
+    let Some(det) = faces
+        .iter()
+        .max_by(|a, b| a.area().total_cmp(&b.area()))
+        .cloned()
+    else {
+        return Ok(Frame {
+            t,
+            ..Frame::default()
+        });
+    };
+    let signals = models.signals(img, &det)?;
+    let embedding = if signals.yaw.abs() < 15.0 && signals.pitch.abs() < 20.0 {
+        let aligned = engine.align(img, &det)?;
+        Some(engine.embed_aligned(&aligned)?.0.clone())
+    } else {
+        None
+    };
+    Ok(Frame {
+        t,
+        faces: faces.len(),
+        signals: Some(signals),
+        passive: Some(passive.score(img, &det)?),
+        embedding,
+    })
 }
 
 fn cosine(a: &[f32], b: &[f32]) -> f32 {

@@ -61,10 +61,16 @@ impl FromRequestParts<AppState> for Auth {
                 )
             })?),
         };
+        // A liveness token (`X-Consentry-Liveness`), checked where the tenant's policy needs one.
+        let liveness = parts
+            .headers
+            .get("x-consentry-liveness")
+            .and_then(|v| v.to_str().ok());
         Ok(Auth(
             principal
                 .with_request_id(&request_id)
-                .with_purpose(purpose)?,
+                .with_purpose(purpose)?
+                .with_liveness(liveness),
         ))
     }
 }

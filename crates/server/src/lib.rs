@@ -49,7 +49,7 @@
 use std::sync::Arc;
 
 use axum::extract::DefaultBodyLimit;
-use axum::routing::{delete, get, post};
+use axum::routing::{delete, get, post, put};
 use axum::{Json, Router};
 use consentry_core::Core;
 use consentry_types::ErrorCode;
@@ -71,7 +71,9 @@ pub use metrics::Metrics;
 pub use observe::REQUEST_ID;
 pub use openapi::ApiDoc;
 
-use routes::{audit, consents, credentials, decisions, faces, keys, links, passes, subjects};
+use routes::{
+    audit, consents, credentials, decisions, faces, keys, links, liveness, passes, subjects,
+};
 
 /// Largest image body accepted.
 pub const MAX_IMAGE_BYTES: usize = 10 << 20;
@@ -199,6 +201,12 @@ pub fn router_with(core: Arc<Core>, options: &Options) -> Router {
         .route("/api/v1/passes/trust", get(passes::trust))
         .route("/api/v1/passes/revocations", get(passes::revocations))
         .route("/api/v1/checkins", post(passes::check_in))
+        .route("/api/v1/liveness/challenges", post(liveness::challenge))
+        .route(
+            "/api/v1/liveness/challenges/{nonce}/answer",
+            post(liveness::answer),
+        )
+        .route("/api/v1/liveness/policy", put(liveness::set_policy))
         .route("/api/v1/audit/checkpoint", get(audit::checkpoint))
         .route("/api/v1/audit/entries", get(audit::entries))
         .route("/api/v1/audit/proof/inclusion", get(audit::inclusion))

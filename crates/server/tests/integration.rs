@@ -147,8 +147,11 @@ async fn the_api_on_both_backends() {
             "{body}"
         );
         // No score for anyone: the allow is the whole answer.
-        assert_eq!(body, serde_json::json!({ "decision": "allow" }));
-        let deny = serde_json::json!({ "decision": "deny" });
+        assert_eq!(
+            body,
+            serde_json::json!({ "decision": "allow", "checks": ["face"] })
+        );
+        let deny = serde_json::json!({ "decision": "deny", "checks": ["face"] });
         let (_, body) = call(&app, "POST", &verify, k, jpeg, photo("biden.jpg")).await;
         assert_eq!(body, deny);
         // An unknown subject, and another tenant's: the same whole body as a non-match.
@@ -590,6 +593,20 @@ async fn every_endpoint_allows_exactly_the_roles_in_the_table() {
                 DECIDE,
             ),
             ("GET", "/api/v1/tenant/public-keys", "", "", ALL),
+            (
+                "POST",
+                "/api/v1/liveness/challenges",
+                "application/json",
+                r#"{"subject":"{s}"}"#,
+                DECIDE,
+            ),
+            (
+                "PUT",
+                "/api/v1/liveness/policy",
+                "application/json",
+                r#"{"purpose":"verification","required":false}"#,
+                ADMIN,
+            ),
             ("GET", "/api/v1/audit/checkpoint", "", "", AUDIT),
             ("GET", "/api/v1/audit/entries?start=0&end=2", "", "", AUDIT),
             (
@@ -1378,5 +1395,162 @@ async fn links_are_scoped_and_short_lived_and_the_person_reads_their_accesses() 
         assert_eq!(st, StatusCode::UNAUTHORIZED);
         db.pool().close().await;
     }
+    scratch.finish().await;
+}
+
+/// Liveness over HTTP: the admin sets the policy, a device asks for a challenge, answers it with
+/// a burst of base64 frames, and verifies with the token; without one it is refused, and the
+/// decision says which checks it rests on.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn liveness_challenge_answer_and_token_over_http() {
+    use base64::Engine;
+    use consentry_core::{LivenessModels, Purpose, Role};
+    use consentry_face::challenge::Action;
+    use consentry_face::pad::{ChallengeModels, PadProfile, PassiveDetector};
+    let scratch = Scratch::new("server_liveness").await;
+    let url = scratch.sqlite_url("l");
+    let (mut core, _db) = core_at(&scratch, &url).await;
+    let assets = consentry_face::runtime::Assets::locate();
+    let models = LivenessModels {
+        passive: PassiveDetector::load(&assets, &PadProfile::Faceplugin, 1).unwrap(),
+        challenge: ChallengeModels::load(&assets, 1).unwrap(),
+    };
+    core.set_liveness(models, vec![Action::Blink]);
+    let core = Arc::new(core);
+    let (_, admin_key) = core.bootstrap_tenant("Counter").await.unwrap();
+    let admin = core.authenticate(&admin_key).await.unwrap();
+    let device_key = core.create_api_key(&admin, Role::Device).await.unwrap();
+    let s = core.create_subject(&admin).await.unwrap();
+    core.grant_consent(&admin, &s, Purpose::Verification, 30)
+        .await
+        .unwrap();
+    core.enrol_face(&admin, &s, Purpose::Verification, photo("obama.jpg"))
+        .await
+        .unwrap();
+    let app = consentry_server::router(core.clone());
+    let json = Some("application/json");
+
+    let policy = r#"{"purpose":"verification","required":true}"#;
+    let (st, v) = call(
+        &app,
+        "PUT",
+        "/api/v1/liveness/policy",
+        Some(&device_key),
+        json,
+        policy.into(),
+    )
+    .await;
+    assert_eq!(
+        (st, v["code"].as_str()),
+        (StatusCode::FORBIDDEN, Some("forbidden")),
+        "{v}"
+    );
+    let (st, _) = call(
+        &app,
+        "PUT",
+        "/api/v1/liveness/policy",
+        Some(&admin_key),
+        json,
+        policy.into(),
+    )
+    .await;
+    assert_eq!(st, StatusCode::NO_CONTENT);
+
+    let verify = format!("/api/v1/verify?subject={s}");
+    let (st, v) = call(
+        &app,
+        "POST",
+        &verify,
+        Some(&device_key),
+        Some("image/jpeg"),
+        photo("obama2.jpg"),
+    )
+    .await;
+    assert_eq!(
+        (st, v["code"].as_str()),
+        (StatusCode::FORBIDDEN, Some("liveness_required")),
+        "{v}"
+    );
+
+    let body = format!(r#"{{"subject":"{s}"}}"#);
+    let (st, c) = call(
+        &app,
+        "POST",
+        "/api/v1/liveness/challenges",
+        Some(&device_key),
+        json,
+        body.into_bytes(),
+    )
+    .await;
+    assert_eq!(st, StatusCode::CREATED, "{c}");
+    assert_eq!(c["actions"], serde_json::json!(["blink"]), "{c}");
+    assert_eq!(c["instructions"], serde_json::json!(["Blink"]), "{c}");
+    let frames: Vec<serde_json::Value> = consentry_testkit::blink_burst("obama.jpg", true)
+        .into_iter()
+        .map(|(t, jpeg)| serde_json::json!({"t_ms": t, "image": base64::engine::general_purpose::STANDARD.encode(jpeg)}))
+        .collect();
+    let answer = serde_json::json!({ "frames": frames })
+        .to_string()
+        .into_bytes();
+    let path = format!(
+        "/api/v1/liveness/challenges/{}/answer",
+        c["nonce"].as_str().unwrap()
+    );
+    let (st, r) = call(&app, "POST", &path, Some(&device_key), json, answer.clone()).await;
+    assert_eq!(st, StatusCode::OK, "{r}");
+    assert_eq!(r["pass"], true, "{r}");
+    let token = r["token"].as_str().unwrap().to_string();
+    // The answer is taken once.
+    let (st, v) = call(&app, "POST", &path, Some(&device_key), json, answer).await;
+    assert_eq!(
+        (st, v["code"].as_str()),
+        (StatusCode::GONE, Some("challenge_expired")),
+        "{v}"
+    );
+
+    let headers = [
+        ("authorization", format!("Bearer {device_key}")),
+        ("content-type", "image/jpeg".to_string()),
+        ("x-consentry-liveness", token),
+    ];
+    let h: Vec<(&str, &str)> = headers.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let (st, v) = call_h(&app, "POST", &verify, &h, photo("obama2.jpg")).await;
+    assert_eq!(st, StatusCode::OK, "{v}");
+    assert_eq!(
+        v,
+        serde_json::json!({"decision": "allow", "checks": ["face", "liveness"]})
+    );
+    let (st, v) = call_h(&app, "POST", &verify, &h, photo("obama2.jpg")).await;
+    assert_eq!(
+        (st, v["code"].as_str()),
+        (StatusCode::FORBIDDEN, Some("liveness_required")),
+        "spent: {v}"
+    );
+    // A frame that is not base64, and a purpose liveness does not apply to.
+    let (st, v) = call(
+        &app,
+        "POST",
+        &path,
+        Some(&device_key),
+        json,
+        br#"{"frames":[{"t_ms":0,"image":"***"}]}"#.to_vec(),
+    )
+    .await;
+    assert_eq!(
+        (st, v["code"].as_str()),
+        (StatusCode::BAD_REQUEST, Some("invalid_request")),
+        "{v}"
+    );
+    let pass_policy = r#"{"purpose":"pass","required":true}"#;
+    let (st, _) = call(
+        &app,
+        "PUT",
+        "/api/v1/liveness/policy",
+        Some(&admin_key),
+        json,
+        pass_policy.into(),
+    )
+    .await;
+    assert_eq!(st, StatusCode::BAD_REQUEST);
     scratch.finish().await;
 }

@@ -124,3 +124,58 @@ impl Scratch {
         let _ = std::fs::remove_dir_all(&self.keys);
     }
 }
+
+fn jpeg(img: &image::RgbImage) -> Vec<u8> {
+    let mut out = Vec::new();
+    image::codecs::jpeg::JpegEncoder::new_with_quality(&mut out, 92)
+        .encode_image(img)
+        .unwrap();
+    out
+}
+
+/// Ten frames at 10 fps (`(t_ms, JPEG)`) of the sample photo `name`; with `blink`, the eyes are
+/// painted shut in frames 4 and 5. The project may ship no video of a live person: this is
+/// how the tests make a burst that passes a blink challenge (painted eyes fool the eye model,
+/// which is why the passive and same-face checks exist).
+pub fn blink_burst(name: &str, blink: bool) -> Vec<(u32, Vec<u8>)> {
+    let e = engine();
+    let open = e.decode(&photo(name)).unwrap();
+    let det = e.detect(&open).unwrap().into_iter().next().unwrap();
+    let d = (det.landmarks[1][0] - det.landmarks[0][0]).abs();
+    let mut shut = open.clone();
+    for [x, y] in [det.landmarks[0], det.landmarks[1]] {
+        let colour = *open.get_pixel(x as u32, (y - 0.22 * d) as u32);
+        let (rx, ry) = (0.30 * d, 0.16 * d);
+        for py in (y - ry) as u32..=(y + ry) as u32 {
+            for px in (x - rx) as u32..=(x + rx) as u32 {
+                let (u, v) = ((px as f32 - x) / rx, (py as f32 - y) / ry);
+                if u * u + v * v <= 1.0 {
+                    shut.put_pixel(px, py, colour);
+                }
+            }
+        }
+        // The lashes of the shut lid: a dark curve along the lower half.
+        let (cy, a, b) = (y - 0.15 * ry, 0.95 * rx, 1.05 * ry);
+        for py in cy as u32..=(cy + b + 3.0) as u32 {
+            for px in (x - a - 3.0) as u32..=(x + a + 3.0) as u32 {
+                let (u, v) = ((px as f32 - x) / a, (py as f32 - cy) / b);
+                if ((u * u + v * v).sqrt() - 1.0).abs() * b <= 2.0 {
+                    shut.put_pixel(px, py, image::Rgb([40, 25, 20]));
+                }
+            }
+        }
+    }
+    let (open, shut) = (jpeg(&open), jpeg(&shut));
+    (0..10)
+        .map(|i| {
+            (
+                i * 100,
+                if blink && (i == 4 || i == 5) {
+                    shut.clone()
+                } else {
+                    open.clone()
+                },
+            )
+        })
+        .collect()
+}

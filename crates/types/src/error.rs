@@ -80,6 +80,11 @@ catalogue! {
     KeySuspended => ("key_suspended", Input, 403),
     /// The scoped link has expired (links last minutes; mint another).
     LinkExpired => ("link_expired", Input, 410),
+    /// The liveness challenge was answered already, or its deadline passed: ask for another.
+    ChallengeExpired => ("challenge_expired", Input, 410),
+    /// This purpose needs a fresh liveness result (`X-Consentry-Liveness`) for this subject,
+    /// and the request has none, or one that is used, expired or for someone else.
+    LivenessRequired => ("liveness_required", Input, 403),
     /// The API key's role may not do this.
     Forbidden => ("forbidden", Input, 403),
     /// No such record in the caller's tenant (the same answer whether it exists elsewhere).

@@ -47,6 +47,9 @@ impl Core {
             self.active_consent(&mut tx, &p.tenant, subject, purpose)
                 .await?,
         );
+        // A fresh liveness result of this face, when the policy needs one (spent here).
+        self.check_liveness(&mut tx, p, subject, purpose, &embedding.0)
+            .await?;
         let key = self.data_key(&mut tx, &p.tenant, subject).await?;
         // In the tenant's current transform generation, read in this transaction (a re-key
         // takes the write lock too, so the two never interleave).

@@ -271,6 +271,7 @@ impl Core {
             site: row.site,
             request_id: new_id(),
             purpose: None,
+            liveness: None,
             reinstated_at: row.reinstated_at,
         })
     }

@@ -8,6 +8,7 @@ mod enrolment;
 mod identification;
 pub(crate) mod keys;
 pub(crate) mod links;
+pub(crate) mod liveness;
 pub(crate) mod passes;
 mod retention;
 pub(crate) mod rotation;

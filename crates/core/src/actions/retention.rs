@@ -40,6 +40,7 @@ impl Core {
             }
         }
         self.sweep_checkins(&mut tx, at).await?;
+        store::liveness::sweep(&mut tx, at).await?;
         // One entry per tenant that lost templates, in that tenant's own log.
         for (tenant, (access, verification)) in per_tenant {
             let r = Record::ok("retention.sweep", None).detail(format!(

@@ -25,6 +25,10 @@ impl Core {
     ) -> Result<Decision, CoreError> {
         p.require(&[Role::Admin, Role::Operator, Role::Device])?;
         let raw = self.probe(image).await?;
+        // Before anything about the subject is read: the same refusal for everyone.
+        let liveness = self
+            .liveness_if_required(p, subject, crate::Purpose::Verification, &raw)
+            .await?;
 
         let mut c = self.db.pool().acquire().await?;
         let generation = store::tenants::transform_gen(&mut c, &p.tenant).await?;
@@ -99,7 +103,7 @@ impl Core {
         };
         audit::record(&mut tx, p, r).await?;
         tx.commit().await?;
-        Ok(Decision { allow })
+        Ok(Decision { allow, liveness })
     }
 }
 

@@ -226,6 +226,11 @@ impl Keyring {
         TransformSecret::from_bytes(*self.derive(tenant, &label))
     }
 
+    /// The tenant's key for liveness tokens (HMAC) and for sealing a liveness result's face.
+    pub(crate) fn liveness_key(&self, tenant: &str) -> Zeroizing<[u8; 32]> {
+        self.derive(tenant, "liveness")
+    }
+
     /// The tenant's key for credential lookups (HMAC of card numbers and PINs).
     pub(crate) fn credential_key(&self, tenant: &str) -> Zeroizing<[u8; 32]> {
         self.derive(tenant, "credential-lookup")

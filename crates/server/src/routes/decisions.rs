@@ -27,7 +27,8 @@ fn decision(allow: bool) -> &'static str {
 
 #[utoipa::path(post, path = "/api/v1/verify", tag = "decisions", security(("bearer" = [])), params(("subject" = String, Query)),
     request_body(content((Vec<u8> = "image/jpeg"), (crate::extract::ImageUpload = "multipart/form-data")), description = "a JPEG or PNG photo: the whole body, or the `image` part of a multipart form"),
-    responses((status = 200, description = "`{\"decision\": \"allow\"|\"deny\"}`; an unknown subject and a non-match look the same, and no score is given to anyone"), (status = 401, description = "`unauthorized`", body = ErrorResponse)))]
+    responses((status = 200, description = "`{\"decision\": \"allow\"|\"deny\", \"checks\": [\"face\"] or [\"face\", \"liveness\"]}`; an unknown subject and a non-match look the same, and no score is given to anyone"), (status = 401, description = "`unauthorized`", body = ErrorResponse),
+        (status = 403, description = "`liveness_required`: the tenant's policy needs a fresh liveness result of this face (`X-Consentry-Liveness`)", body = ErrorResponse)))]
 pub(crate) async fn verify_face(
     State(s): State<AppState>,
     Auth(p): Auth,
@@ -41,7 +42,16 @@ pub(crate) async fn verify_face(
     let image = image_body(&headers, body).await?;
     let d = s.core.verify(&p, &subject, image).await?;
     s.metrics.decision("verify", d.allow);
-    Ok(Json(json!({ "decision": decision(d.allow) })))
+    // Which checks the decision rests on: the face, and a liveness result when the tenant's
+    // policy needed one.
+    let checks: &[&str] = if d.liveness {
+        &["face", "liveness"]
+    } else {
+        &["face"]
+    };
+    Ok(Json(
+        json!({ "decision": decision(d.allow), "checks": checks }),
+    ))
 }
 
 #[utoipa::path(post, path = "/api/v1/identify", tag = "decisions", security(("bearer" = [])),

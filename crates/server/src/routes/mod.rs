@@ -8,5 +8,6 @@ pub(crate) mod decisions;
 pub(crate) mod faces;
 pub(crate) mod keys;
 pub(crate) mod links;
+pub(crate) mod liveness;
 pub(crate) mod passes;
 pub(crate) mod subjects;
