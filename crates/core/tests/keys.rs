@@ -228,6 +228,18 @@ async fn backup(db: &Db, url: &str, scratch: &Scratch, schema: &str, name: &str)
     }
 }
 
+/// A core on a fresh database of `url`'s backend, with a key store of its own.
+async fn core_on(scratch: &Scratch, url: &str) -> (Core, Db, PathBuf) {
+    let dir = scratch.key_dir(&url.len().to_string());
+    let db = Db::open(url).await.unwrap();
+    let (keys, _) = Keyring::open(&dir).unwrap();
+    (
+        Core::new(db.clone(), engine(), keys).await.unwrap(),
+        db,
+        dir,
+    )
+}
+
 async fn person(core: &Core, admin: &Principal, face: &str, purposes: &[Purpose]) -> String {
     let s = core.create_subject(admin).await.unwrap();
     for &purpose in purposes {
@@ -243,10 +255,7 @@ async fn person(core: &Core, admin: &Principal, face: &str, purposes: &[Purpose]
 async fn a_backup_taken_before_a_deletion_opens_nothing_of_it_after_the_rotation() {
     let scratch = Scratch::new("keys_backup").await;
     for url in scratch.backends() {
-        let dir = scratch.key_dir(&url.len().to_string());
-        let db = Db::open(&url).await.unwrap();
-        let (keys, _) = Keyring::open(&dir).unwrap();
-        let core = Core::new(db.clone(), engine(), keys).await.unwrap();
+        let (core, db, dir) = core_on(&scratch, &url).await;
         let (tenant, key) = core.bootstrap_tenant("Service centre").await.unwrap();
         let admin = core.authenticate(&key).await.unwrap();
         let both = [Purpose::Verification, Purpose::Access];
@@ -311,11 +320,7 @@ async fn a_backup_taken_before_a_deletion_opens_nothing_of_it_after_the_rotation
 async fn withdrawal_and_the_sweep_give_the_subject_a_new_data_key() {
     let scratch = Scratch::new("keys_rekey").await;
     for url in scratch.backends() {
-        let dir = scratch.key_dir(&url.len().to_string());
-        let db = Db::open(&url).await.unwrap();
-        let core = Core::new(db.clone(), engine(), Keyring::open(&dir).unwrap().0)
-            .await
-            .unwrap();
+        let (core, db, dir) = core_on(&scratch, &url).await;
         let (tenant, key) = core.bootstrap_tenant("Residence").await.unwrap();
         let admin = core.authenticate(&key).await.unwrap();
         let s = core.create_subject(&admin).await.unwrap();
@@ -376,11 +381,7 @@ async fn withdrawal_and_the_sweep_give_the_subject_a_new_data_key() {
 async fn a_template_whose_row_was_edited_is_refused_not_misused() {
     let scratch = Scratch::new("keys_columns").await;
     for url in scratch.backends() {
-        let db = Db::open(&url).await.unwrap();
-        let dir = scratch.key_dir(&url.len().to_string());
-        let core = Core::new(db.clone(), engine(), Keyring::open(&dir).unwrap().0)
-            .await
-            .unwrap();
+        let (core, db, _) = core_on(&scratch, &url).await;
         let (_, key) = core.bootstrap_tenant("Counter").await.unwrap();
         let admin = core.authenticate(&key).await.unwrap();
         let (elsewhere, other_key) = core.bootstrap_tenant("Elsewhere").await.unwrap();
@@ -625,11 +626,7 @@ async fn version_1_envelopes_are_upgraded_at_start() {
 async fn rekeying_a_tenants_transform_moves_its_templates_and_keeps_its_matches() {
     let scratch = Scratch::new("keys_transform").await;
     for url in scratch.backends() {
-        let db = Db::open(&url).await.unwrap();
-        let dir = scratch.key_dir(&url.len().to_string());
-        let core = Core::new(db.clone(), engine(), Keyring::open(&dir).unwrap().0)
-            .await
-            .unwrap();
+        let (core, db, dir) = core_on(&scratch, &url).await;
         let (tenant, key) = core.bootstrap_tenant("Leaky").await.unwrap();
         let admin = core.authenticate(&key).await.unwrap();
         let both = [Purpose::Verification, Purpose::Access];

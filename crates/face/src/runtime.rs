@@ -139,7 +139,14 @@ impl SessionPool {
     /// Loads (and checks) the model and creates the first session, so errors surface at start.
     pub fn new(assets: &Assets, rel: &str, threads: usize) -> Result<Self, FaceError> {
         let env = environment(assets)?;
-        let model = assets.read_checked(rel)?;
+        SessionPool::from_bytes(env, assets.read_checked(rel)?, threads)
+    }
+
+    fn from_bytes(
+        env: &'static Environment,
+        model: Vec<u8>,
+        threads: usize,
+    ) -> Result<Self, FaceError> {
         let pool = SessionPool {
             model,
             threads: threads.max(1),
@@ -162,15 +169,7 @@ impl SessionPool {
         let model = std::fs::read(path)
             .map_err(|e| FaceError::ModelUnavailable(format!("{}: {e}", path.display())))?;
         let digest = sha256_hex(&model);
-        let pool = SessionPool {
-            model,
-            threads: threads.max(1),
-            env,
-            idle: Mutex::new(Vec::new()),
-        };
-        let first = pool.create()?;
-        pool.put(first);
-        Ok((pool, digest))
+        Ok((SessionPool::from_bytes(env, model, threads)?, digest))
     }
 
     fn create(&self) -> Result<Session, FaceError> {

@@ -160,6 +160,16 @@ pub(crate) struct AccessRow {
     pub wrapped: Vec<u8>,
 }
 
+impl AccessRow {
+    fn read(r: &sqlx::any::AnyRow) -> Result<AccessRow, sqlx::Error> {
+        Ok(AccessRow {
+            row: TemplateRow::read(r)?,
+            kek_id: r.try_get("kek_id")?,
+            wrapped: r.try_get("wrapped")?,
+        })
+    }
+}
+
 /// `tenant`'s live access templates of `model` whose subjects have an active access consent
 /// (all of them, or only the template `only`).
 pub(crate) async fn live_access(
@@ -184,13 +194,7 @@ pub(crate) async fn live_access(
     .fetch_all(c)
     .await?
     .into_iter()
-    .map(|r| {
-        Ok(AccessRow {
-            row: TemplateRow::read(&r)?,
-            kek_id: r.try_get("kek_id")?,
-            wrapped: r.try_get("wrapped")?,
-        })
-    })
+    .map(|r| AccessRow::read(&r))
     .collect()
 }
 
@@ -359,12 +363,6 @@ pub(crate) async fn of_tenant(c: &mut Conn, tenant: &str) -> Result<Vec<AccessRo
     .fetch_all(c)
     .await?
     .into_iter()
-    .map(|r| {
-        Ok(AccessRow {
-            row: TemplateRow::read(&r)?,
-            kek_id: r.try_get("kek_id")?,
-            wrapped: r.try_get("wrapped")?,
-        })
-    })
+    .map(|r| AccessRow::read(&r))
     .collect()
 }
