@@ -1526,6 +1526,49 @@ async fn liveness_challenge_answer_and_token_over_http() {
         (StatusCode::FORBIDDEN, Some("liveness_required")),
         "spent: {v}"
     );
+    // Enrolment over HTTP with a token says so too.
+    let t = core.create_subject(&admin).await.unwrap();
+    core.grant_consent(&admin, &t, Purpose::Verification, 30)
+        .await
+        .unwrap();
+    let body = format!(r#"{{"subject":"{t}"}}"#);
+    let (_, c) = call(
+        &app,
+        "POST",
+        "/api/v1/liveness/challenges",
+        Some(&admin_key),
+        json,
+        body.into_bytes(),
+    )
+    .await;
+    let frames: Vec<serde_json::Value> = consentry_testkit::blink_burst("obama.jpg", true)
+        .into_iter()
+        .map(|(t, jpeg)| serde_json::json!({"t_ms": t, "image": base64::engine::general_purpose::STANDARD.encode(jpeg)}))
+        .collect();
+    let path_t = format!(
+        "/api/v1/liveness/challenges/{}/answer",
+        c["nonce"].as_str().unwrap()
+    );
+    let answer_t = serde_json::json!({ "frames": frames })
+        .to_string()
+        .into_bytes();
+    let (_, r) = call(&app, "POST", &path_t, Some(&admin_key), json, answer_t).await;
+    let enrol_headers = [
+        ("authorization", format!("Bearer {admin_key}")),
+        ("content-type", "image/jpeg".to_string()),
+        (
+            "x-consentry-liveness",
+            r["token"].as_str().unwrap().to_string(),
+        ),
+    ];
+    let h: Vec<(&str, &str)> = enrol_headers
+        .iter()
+        .map(|(k, v)| (*k, v.as_str()))
+        .collect();
+    let enrol = format!("/api/v1/subjects/{t}/faces?purpose=verification");
+    let (st, v) = call_h(&app, "POST", &enrol, &h, photo("obama.jpg")).await;
+    assert_eq!(st, StatusCode::CREATED, "{v}");
+    assert_eq!(v["checks"], serde_json::json!(["face", "liveness"]), "{v}");
     // A frame that is not base64, and a purpose liveness does not apply to.
     let (st, v) = call(
         &app,

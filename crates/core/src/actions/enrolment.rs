@@ -18,6 +18,20 @@ impl Core {
         purpose: Purpose,
         image: Vec<u8>,
     ) -> Result<String, CoreError> {
+        self.enrol_face_checked(p, subject, purpose, image)
+            .await
+            .map(|(template, _)| template)
+    }
+
+    /// [`enrol_face`](Self::enrol_face), also saying whether a liveness result was required
+    /// (and held) by the tenant's policy.
+    pub async fn enrol_face_checked(
+        &self,
+        p: &Principal,
+        subject: &str,
+        purpose: Purpose,
+        image: Vec<u8>,
+    ) -> Result<(String, bool), CoreError> {
         p.require(&[Role::Admin, Role::Operator])?;
         if !purpose.is_biometric() {
             return Err(CoreError::Invalid(
@@ -48,7 +62,8 @@ impl Core {
                 .await?,
         );
         // A fresh liveness result of this face, when the policy needs one (spent here).
-        self.check_liveness(&mut tx, p, subject, purpose, &embedding.0)
+        let liveness = self
+            .check_liveness(&mut tx, p, subject, purpose, &embedding.0)
             .await?;
         let key = self.data_key(&mut tx, &p.tenant, subject).await?;
         // In the tenant's current transform generation, read in this transaction (a re-key
@@ -83,6 +98,6 @@ impl Core {
             .detail(format!("purpose={} template={template}", purpose.as_str()));
         audit::record(&mut tx, p, r).await?;
         tx.commit().await?;
-        Ok(template)
+        Ok((template, liveness))
     }
 }

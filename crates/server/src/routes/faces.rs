@@ -18,7 +18,7 @@ pub(crate) struct PurposeQuery {
 #[utoipa::path(post, path = "/api/v1/subjects/{id}/faces", tag = "faces", security(("bearer" = [])),
     params(("id" = String, Path), ("purpose" = String, Query, description = "access or verification")),
     request_body(content((Vec<u8> = "image/jpeg"), (crate::extract::ImageUpload = "multipart/form-data")), description = "a JPEG or PNG photo, at most 10 MiB: the whole body, or the `image` part of a multipart form"),
-    responses((status = 201, description = "`{\"template_id\", \"subject_token\"}`: the person's own token (`st_…`, for `GET /api/v1/subjects/{id}/accesses`) at their first enrolment, null afterwards"), (status = 403, description = "`consent_required`", body = ErrorResponse),
+    responses((status = 201, description = "`{\"template_id\", \"subject_token\", \"checks\"}`: the person's own token (`st_…`, for `GET /api/v1/subjects/{id}/accesses`) at their first enrolment, null afterwards; `checks` is `[\"face\"]` or `[\"face\", \"liveness\"]`"), (status = 403, description = "`consent_required`, `liveness_required`", body = ErrorResponse),
         (status = 422, description = "`no_face`, `multiple_faces`, `face_too_small`, `too_blurry`, `face_turned`, ...", body = ErrorResponse),
         (status = 413, description = "`payload_too_large`, `image_too_large`", body = ErrorResponse), (status = 401, description = "`unauthorized`", body = ErrorResponse)))]
 pub(crate) async fn enrol_face(
@@ -31,10 +31,15 @@ pub(crate) async fn enrol_face(
 ) -> Result<Response, ApiError> {
     let purpose = Purpose::parse(q.purpose.as_deref().unwrap_or(""))?;
     let image = image_body(&headers, body).await?;
-    let template = s.core.enrol_face(&p, &id, purpose, image).await?;
+    let (template, liveness) = s.core.enrol_face_checked(&p, &id, purpose, image).await?;
     // The person's own token, at their first enrolment (null afterwards).
     let token = s.core.first_subject_token(&p, &id).await?;
+    let checks: &[&str] = if liveness {
+        &["face", "liveness"]
+    } else {
+        &["face"]
+    };
     Ok(created(
-        json!({ "template_id": template, "subject_token": token }),
+        json!({ "template_id": template, "subject_token": token, "checks": checks }),
     ))
 }
