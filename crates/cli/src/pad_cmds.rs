@@ -136,8 +136,13 @@ fn video(engine: &FaceEngine, assets: &Assets, a: &PadVideoArgs) -> Result<(), F
     let started = std::time::Instant::now();
     let results = par_map(&paths, a.jobs, |p| {
         let img = engine.read(p)?;
-        let i = paths.iter().position(|q| q == p).unwrap_or(0);
-        observe(engine, &passive, &models, &img, i as f32 / a.fps)
+        // ffmpeg numbers the frames from 1 (`%05d.jpg`).
+        let n: f32 = p
+            .file_stem()
+            .and_then(|s| s.to_str())
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(1.0);
+        observe(engine, &passive, &models, &img, (n - 1.0) / a.fps)
     });
     let work_s = started.elapsed().as_secs_f64();
     let frames: Vec<Frame> = results

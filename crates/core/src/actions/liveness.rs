@@ -292,19 +292,18 @@ impl Core {
     }
 
     /// [`check_liveness`](Self::check_liveness) in a write transaction of its own, taken only
-    /// when the policy needs liveness (most verifications pay one read).
+    /// when the policy needs liveness (`required`, read by the caller with its other reads).
     pub(crate) async fn liveness_if_required(
         &self,
         p: &Principal,
         subject: &str,
         purpose: Purpose,
         raw: &[f32],
+        required: bool,
     ) -> Result<bool, CoreError> {
-        let mut c = self.db.pool().acquire().await?;
-        if !store::liveness::required(&mut c, &p.tenant, purpose.as_str()).await? {
+        if !required {
             return Ok(false);
         }
-        drop(c);
         let mut tx = self.db.begin_write().await?;
         let held = self
             .check_liveness(&mut tx, p, subject, purpose, raw)

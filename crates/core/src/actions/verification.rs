@@ -25,13 +25,15 @@ impl Core {
     ) -> Result<Decision, CoreError> {
         p.require(&[Role::Admin, Role::Operator, Role::Device])?;
         let raw = self.probe(image).await?;
-        // Before anything about the subject is read: the same refusal for everyone.
-        let liveness = self
-            .liveness_if_required(p, subject, crate::Purpose::Verification, &raw)
-            .await?;
 
         let mut c = self.db.pool().acquire().await?;
-        let generation = store::tenants::transform_gen(&mut c, &p.tenant).await?;
+        let purpose = crate::Purpose::Verification;
+        let (generation, required) =
+            store::tenants::verify_settings(&mut c, &p.tenant, purpose.as_str()).await?;
+        // Before anything about the subject is read: the same refusal for everyone.
+        let liveness = self
+            .liveness_if_required(p, subject, purpose, &raw, required)
+            .await?;
         let wrapped = store::data_keys::wrapped(&mut c, &p.tenant, subject).await?;
         let mut rows = store::templates::live_verification(
             &mut c,

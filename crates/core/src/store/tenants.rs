@@ -60,6 +60,30 @@ pub(crate) async fn transform_gen(c: &mut Conn, id: &str) -> Result<i64, sqlx::E
         .map_or(Ok(0), |r| r.try_get("transform_gen"))
 }
 
+/// What a verification needs of its tenant, in one read: the transform's generation and
+/// whether `purpose` needs a liveness result.
+pub(crate) async fn verify_settings(
+    c: &mut Conn,
+    id: &str,
+    purpose: &str,
+) -> Result<(i64, bool), sqlx::Error> {
+    let row = sqlx::query(
+        "SELECT t.transform_gen, COALESCE(p.required, 0) AS required FROM tenants t \
+         LEFT JOIN liveness_policy p ON p.tenant_id = t.id AND p.purpose = $2 WHERE t.id = $1",
+    )
+    .bind(id)
+    .bind(purpose)
+    .fetch_optional(c)
+    .await?;
+    match row {
+        Some(r) => Ok((
+            r.try_get("transform_gen")?,
+            r.try_get::<i64, _>("required")? == 1,
+        )),
+        None => Ok((0, false)),
+    }
+}
+
 /// Moves the tenant's transform to the next generation; returns it.
 pub(crate) async fn next_transform_gen(c: &mut Conn, id: &str) -> Result<i64, sqlx::Error> {
     sqlx::query("UPDATE tenants SET transform_gen = transform_gen + 1 WHERE id = $1")
