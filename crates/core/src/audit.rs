@@ -130,6 +130,20 @@ pub(crate) async fn record_system(
     append(c, tenant, actor, None, new_id(), r).await
 }
 
+/// Appends `r` for an action the person took on their own record with their token (actor
+/// `subject`, role `subject`).
+pub(crate) async fn record_subject(
+    c: &mut Conn,
+    tenant: &str,
+    r: Record<'_>,
+) -> Result<u64, CoreError> {
+    let actor = Actor {
+        key: "subject".into(),
+        role: "subject".into(),
+    };
+    append(c, tenant, actor, None, new_id(), r).await
+}
+
 /// One access to a person's record, as the person sees it.
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
 pub struct Access {

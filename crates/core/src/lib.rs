@@ -29,6 +29,7 @@ pub use crate::abuse::{network_of, AbuseRules, Alert};
 pub use crate::actions::access::{
     FAILURE_WINDOW_SECS, MAX_FAILURES_PER_KEY, MAX_FAILURES_PER_TENANT,
 };
+pub use crate::actions::enrolment::FrameCheck;
 pub use crate::actions::keys::{KeyRequest, KeyView, MAX_KEY_DAYS};
 pub use crate::actions::links::{LinkResult, MintedLink, MAX_LINK_MINUTES};
 pub use crate::actions::liveness::{
@@ -40,6 +41,9 @@ pub use crate::actions::passes::{
     MAX_PASS_DAYS,
 };
 pub use crate::actions::rotation::Rotation;
+pub use crate::actions::self_service::{
+    CredentialInfo, PassInfo, SelfExport, SelfPrincipal, SelfView, TemplateInfo,
+};
 pub use crate::audit::{origin as audit_origin, Access, MAX_ENTRIES_PER_READ};
 pub use crate::core::{new_id, Core};
 pub use error::CoreError;

@@ -26,14 +26,39 @@ impl FromRequestParts<AppState> for Auth {
         parts: &mut Parts,
         state: &AppState,
     ) -> Result<Self, Self::Rejection> {
-        let key = parts
+        let bearer = parts
             .headers
             .get(header::AUTHORIZATION)
             .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.strip_prefix("Bearer "))
-            .ok_or_else(|| {
-                ApiError::new(ErrorCode::Unauthorized, "missing Authorization: Bearer KEY")
-            })?;
+            .and_then(|v| v.strip_prefix("Bearer "));
+        // Without a Bearer key: the web UI's session cookie (a kiosk's script calling the
+        // API), which must carry the session's CSRF token on anything but a read.
+        let session_key;
+        let key = match bearer {
+            Some(k) => k,
+            None => {
+                let session = crate::ui::cookie(&parts.headers, crate::ui::SESSION_COOKIE)
+                    .and_then(|id| state.ui.get(id));
+                match session {
+                    Some((crate::ui::Who::Key(k), csrf)) => {
+                        if !crate::ui::api_csrf_ok(&parts.method, &parts.headers, &csrf) {
+                            return Err(ApiError::new(
+                                ErrorCode::Forbidden,
+                                "a call with the session cookie needs its X-CSRF-Token",
+                            ));
+                        }
+                        session_key = k;
+                        session_key.as_str()
+                    }
+                    _ => {
+                        return Err(ApiError::new(
+                            ErrorCode::Unauthorized,
+                            "missing Authorization: Bearer KEY",
+                        ))
+                    }
+                }
+            }
+        };
         let network = parts
             .extensions
             .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()

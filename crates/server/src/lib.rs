@@ -64,6 +64,7 @@ mod metrics;
 mod observe;
 mod openapi;
 mod routes;
+mod ui;
 
 pub use error::{ApiError, ErrorResponse};
 pub use limits::{Rate, RateLimits};
@@ -89,6 +90,7 @@ pub struct AppState {
     metrics: Arc<Metrics>,
     timeout: std::time::Duration,
     limiter: Arc<limits::Limiter>,
+    ui: Arc<ui::Sessions>,
 }
 
 /// How a server runs: request time limit, rate limits, where alerts go.
@@ -143,6 +145,7 @@ pub fn router_with(core: Arc<Core>, options: &Options) -> Router {
         metrics: Arc::new(Metrics::default()),
         timeout: options.timeout,
         limiter: Arc::new(limits::Limiter::new(options.rate_limits)),
+        ui: Arc::new(ui::Sessions::default()),
     };
     Router::new()
         .route(
@@ -207,10 +210,12 @@ pub fn router_with(core: Arc<Core>, options: &Options) -> Router {
             post(liveness::answer),
         )
         .route("/api/v1/liveness/policy", put(liveness::set_policy))
+        .route("/api/v1/quality", post(faces::frame_check))
         .route("/api/v1/audit/checkpoint", get(audit::checkpoint))
         .route("/api/v1/audit/entries", get(audit::entries))
         .route("/api/v1/audit/proof/inclusion", get(audit::inclusion))
         .route("/api/v1/audit/proof/consistency", get(audit::consistency))
+        .merge(ui::routes())
         .fallback(|| async { ApiError::new(ErrorCode::NotFound, "no such endpoint") })
         .method_not_allowed_fallback(|| async {
             ApiError::new(

@@ -10,7 +10,7 @@ use crate::ErrorResponse;
 #[openapi(
     info(title = "Consentry", description = "Consent-first biometric verification and access control"),
     paths(subjects::create_subject, subjects::delete_subject, subjects::show_subject,
-        consents::grant_consent, consents::withdraw_consent, faces::enrol_face,
+        consents::grant_consent, consents::withdraw_consent, faces::enrol_face, faces::frame_check,
         decisions::verify_face, decisions::identify_face, credentials::add_credential,
         decisions::decide_access, audit::public_keys, audit::checkpoint, audit::entries,
         audit::inclusion, audit::consistency, audit::accesses, keys::create_key, keys::list_keys,

@@ -73,39 +73,49 @@ impl Core {
     ) -> Result<(), CoreError> {
         p.require(&[Role::Admin, Role::Operator])?;
         let mut tx = self.db.begin_write().await?;
-        let purpose = store::consents::active_purpose(&mut tx, &p.tenant, subject, consent)
+        let r = self
+            .withdraw_in(&mut tx, &p.tenant, subject, consent)
+            .await?;
+        audit::record(&mut tx, p, r).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// The withdrawal inside `tx`, for the caller to record: the record to append.
+    pub(crate) async fn withdraw_in<'a>(
+        &self,
+        tx: &mut crate::store::Conn,
+        tenant: &str,
+        subject: &'a str,
+        consent: &str,
+    ) -> Result<Record<'a>, CoreError> {
+        let purpose = store::consents::active_purpose(tx, tenant, subject, consent)
             .await?
             .ok_or(CoreError::NotFound)?;
         let purpose = Purpose::parse(&purpose)?;
-        store::consents::withdraw(&mut tx, &p.tenant, consent, now()).await?;
-        let still = match self
-            .active_consent(&mut tx, &p.tenant, subject, purpose)
-            .await
-        {
+        store::consents::withdraw(tx, tenant, consent, now()).await?;
+        let still = match self.active_consent(tx, tenant, subject, purpose).await {
             Ok(_) => true,
             Err(CoreError::ConsentRequired) => false,
             Err(e) => return Err(e),
         };
         if !still && purpose == Purpose::Pass {
-            self.revoke_passes_of(&mut tx, &p.tenant, subject).await?;
+            self.revoke_passes_of(tx, tenant, subject).await?;
         }
         if !still {
-            store::templates::delete_for_purpose(&mut tx, &p.tenant, subject, purpose.as_str())
-                .await?;
+            store::templates::delete_for_purpose(tx, tenant, subject, purpose.as_str()).await?;
             // A new data key for the templates kept: the deleted ones' copies stay closed.
-            self.rekey_subject(&mut tx, &p.tenant, subject).await?;
+            self.rekey_subject(tx, tenant, subject).await?;
             if purpose == Purpose::Access {
-                store::gallery::record(&mut tx, &p.tenant, Op::RemoveSubject, None, Some(subject))
-                    .await?;
+                store::gallery::record(tx, tenant, Op::RemoveSubject, None, Some(subject)).await?;
             }
         }
-        let r = Record::ok("consent.withdraw", Some(subject)).detail(format!(
-            "consent={consent} purpose={} templates_deleted={}",
-            purpose.as_str(),
-            !still
-        ));
-        audit::record(&mut tx, p, r).await?;
-        tx.commit().await?;
-        Ok(())
+        Ok(
+            Record::ok("consent.withdraw", Some(subject)).detail(format!(
+                "consent={consent} purpose={} templates_deleted={}",
+                purpose.as_str(),
+                !still
+            )),
+        )
     }
 }

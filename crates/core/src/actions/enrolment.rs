@@ -7,7 +7,53 @@ use crate::core::{new_id, now, MAX_RETENTION_DAYS};
 use crate::store::{self, gallery::Op, templates::NewTemplate};
 use crate::{Core, CoreError, Principal, Purpose, Role};
 
+/// What the quality gate says of one camera frame while the person frames their face.
+#[derive(Clone, Debug, PartialEq, serde::Serialize)]
+pub struct FrameCheck {
+    /// `None` when the frame would pass the enrolment gate; else the gate's code
+    /// (`no_face`, `multiple_faces`, `face_too_small`, `face_cut_off`, `face_turned`,
+    /// `too_blurry`, `low_confidence`).
+    pub code: Option<&'static str>,
+    /// The chosen face's box `[x, y, w, h]` as fractions of the frame, when there is one.
+    #[serde(rename = "box")]
+    pub bbox: Option<[f32; 4]>,
+}
+
 impl Core {
+    /// Runs the enrolment quality gate on one frame, for live framing hints at a kiosk
+    /// (admins, operators, devices). Nothing is embedded, stored or logged: the frame is
+    /// dropped when the answer is made.
+    pub async fn frame_check(
+        &self,
+        p: &Principal,
+        image: Vec<u8>,
+    ) -> Result<FrameCheck, CoreError> {
+        p.require(&[Role::Admin, Role::Operator, Role::Device])?;
+        let gate = self.gate;
+        self.on_engine(move |engine| {
+            use consentry_types::HasErrorCode;
+            let img = engine.decode(&image)?;
+            let (w, h) = (img.width() as f32, img.height() as f32);
+            let dets = engine.detect(&img)?;
+            let bbox =
+                consentry_face::quality::primary(&dets, img.width(), img.height()).map(|i| {
+                    let b = dets[i].bbox;
+                    [b[0] / w, b[1] / h, b[2] / w, b[3] / h]
+                });
+            let code =
+                match consentry_face::quality::check(&img, &dets, &gate, |d| engine.align(&img, d))
+                {
+                    Ok(_) => None,
+                    Err(e) if e.code().category() == consentry_types::Category::Quality => {
+                        Some(e.code().as_str())
+                    }
+                    Err(e) => return Err(e),
+                };
+            Ok(FrameCheck { code, bbox })
+        })
+        .await
+    }
+
     /// Enrols one face for a purpose the subject consented to. The image passes the quality
     /// gate, is embedded, transformed with the tenant's secret, sealed under the subject's data
     /// key and stored; the image itself is never written anywhere.

@@ -4,7 +4,7 @@
 
 pub(crate) mod access;
 mod consents;
-mod enrolment;
+pub(crate) mod enrolment;
 mod identification;
 pub(crate) mod keys;
 pub(crate) mod links;
@@ -12,6 +12,7 @@ pub(crate) mod liveness;
 pub(crate) mod passes;
 mod retention;
 pub(crate) mod rotation;
+pub(crate) mod self_service;
 mod subjects;
 mod tenants;
 mod verification;

@@ -35,16 +35,7 @@ impl Core {
     pub async fn delete_subject(&self, p: &Principal, subject: &str) -> Result<(), CoreError> {
         p.require(&[Role::Admin, Role::Operator])?;
         let mut tx = self.db.begin_write().await?;
-        // Before the rows go (the passes' rows go with the subject's): its live passes onto
-        // the revocation list, or they would still open doors offline.
-        let passes = self.revoke_passes_of(&mut tx, &p.tenant, subject).await?;
-        store::data_keys::delete(&mut tx, &p.tenant, subject).await?;
-        if !store::subjects::delete(&mut tx, &p.tenant, subject).await? {
-            return Err(CoreError::NotFound);
-        }
-        store::gallery::record(&mut tx, &p.tenant, Op::RemoveSubject, None, Some(subject)).await?;
-        let r =
-            Record::ok("subject.delete", Some(subject)).detail(format!("passes_revoked={passes}"));
+        let r = self.delete_in(&mut tx, &p.tenant, subject).await?;
         audit::record(&mut tx, p, r).await?;
         tx.commit().await?;
         Ok(())
@@ -90,5 +81,39 @@ impl Core {
             verification_templates: verification,
             other_model_templates: other,
         })
+    }
+
+    /// The deletion inside `tx`, for the caller to record: the record to append.
+    pub(crate) async fn delete_in<'a>(
+        &self,
+        tx: &mut crate::store::Conn,
+        tenant: &str,
+        subject: &'a str,
+    ) -> Result<Record<'a>, CoreError> {
+        // Before the rows go (the passes' rows go with the subject's): its live passes onto
+        // the revocation list, or they would still open doors offline.
+        let passes = self.revoke_passes_of(tx, tenant, subject).await?;
+        store::data_keys::delete(tx, tenant, subject).await?;
+        if !store::subjects::delete(tx, tenant, subject).await? {
+            return Err(CoreError::NotFound);
+        }
+        store::gallery::record(tx, tenant, Op::RemoveSubject, None, Some(subject)).await?;
+        Ok(Record::ok("subject.delete", Some(subject)).detail(format!("passes_revoked={passes}")))
+    }
+
+    /// The tenant's newest subjects, at most `limit` (admins): ids and creation times only,
+    /// for the admin console. The listing is in the log.
+    pub async fn list_subjects(
+        &self,
+        p: &Principal,
+        limit: u64,
+    ) -> Result<Vec<(String, i64)>, CoreError> {
+        p.require(&[Role::Admin])?;
+        let limit = i64::try_from(limit.clamp(1, 1000)).unwrap_or(1);
+        let mut tx = self.db.begin_write().await?;
+        let rows = store::subjects::newest(&mut tx, &p.tenant, limit).await?;
+        audit::record(&mut tx, p, Record::ok("subject.list", None)).await?;
+        tx.commit().await?;
+        Ok(rows)
     }
 }

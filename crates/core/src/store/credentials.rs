@@ -60,3 +60,28 @@ pub(crate) async fn subject_by_lookup(
     .map(|r| r.try_get("subject_id"))
     .transpose()
 }
+
+/// A subject's credentials: id, kind, created (never the lookup value).
+pub(crate) async fn of_subject(
+    c: &mut Conn,
+    tenant: &str,
+    subject: &str,
+) -> Result<Vec<(String, String, i64)>, sqlx::Error> {
+    sqlx::query(
+        "SELECT id, kind, created_at FROM credentials WHERE tenant_id = $1 AND subject_id = $2 \
+         ORDER BY created_at, id",
+    )
+    .bind(tenant)
+    .bind(subject)
+    .fetch_all(c)
+    .await?
+    .into_iter()
+    .map(|r| {
+        Ok((
+            r.try_get("id")?,
+            r.try_get("kind")?,
+            r.try_get("created_at")?,
+        ))
+    })
+    .collect()
+}

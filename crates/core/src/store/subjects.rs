@@ -46,3 +46,22 @@ pub(crate) async fn delete(c: &mut Conn, tenant: &str, id: &str) -> Result<bool,
         .rows_affected();
     Ok(gone > 0)
 }
+
+/// The newest `limit` subjects of `tenant`: id and creation time.
+pub(crate) async fn newest(
+    c: &mut Conn,
+    tenant: &str,
+    limit: i64,
+) -> Result<Vec<(String, i64)>, sqlx::Error> {
+    sqlx::query(
+        "SELECT id, created_at FROM subjects WHERE tenant_id = $1 \
+         ORDER BY created_at DESC, id LIMIT $2",
+    )
+    .bind(tenant)
+    .bind(limit)
+    .fetch_all(c)
+    .await?
+    .into_iter()
+    .map(|r| Ok((r.try_get("id")?, r.try_get("created_at")?)))
+    .collect()
+}

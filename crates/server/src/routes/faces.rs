@@ -43,3 +43,17 @@ pub(crate) async fn enrol_face(
         json!({ "template_id": template, "subject_token": token, "checks": checks }),
     ))
 }
+
+#[utoipa::path(post, path = "/api/v1/quality", tag = "faces", security(("bearer" = [])),
+    request_body(content((Vec<u8> = "image/jpeg"), (crate::extract::ImageUpload = "multipart/form-data")), description = "one camera frame, JPEG or PNG"),
+    responses((status = 200, description = "`{\"code\": null|\"no_face\"|\"multiple_faces\"|\"face_too_small\"|\"face_cut_off\"|\"face_turned\"|\"too_blurry\"|\"low_confidence\", \"box\": [x, y, w, h]|null}`: what the enrolment quality gate says of the frame (`null`: it would pass), the face's box as fractions of the frame. For live framing hints; nothing is stored or logged"),
+        (status = 401, description = "`unauthorized`", body = ErrorResponse)))]
+pub(crate) async fn frame_check(
+    State(s): State<AppState>,
+    Auth(p): Auth,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<axum::Json<consentry_core::FrameCheck>, ApiError> {
+    let image = image_body(&headers, body).await?;
+    Ok(axum::Json(s.core.frame_check(&p, image).await?))
+}
