@@ -29,6 +29,7 @@ const FLAGS = [
   '--disable-sync', '--no-sandbox',
 ];
 const problems = [];
+const dialogs = [];
 const browsers = [];
 
 function check(cond, what) {
@@ -50,6 +51,8 @@ async function open(browser, locale = 'en-GB') {
   const ctx = await browser.newContext({ locale, viewport: { width: 1100, height: 860 } });
   await ctx.grantPermissions(['camera'], { origin: BASE });
   const page = await ctx.newPage();
+  // Confirmation questions (withdraw, delete) are answered yes, and kept to check they came.
+  page.on('dialog', (d) => { dialogs.push(d.message()); d.accept().catch(() => {}); });
   page.on('pageerror', (e) => problems.push(`script error on ${page.url()}: ${e.message}`));
   page.on('console', (m) => {
     if (/Content.Security.Policy|Refused to/i.test(m.text())) {
@@ -104,6 +107,13 @@ async function signIn(page, area, secret, name) {
   if (name) await shot(page, name);
   await page.fill('#secret', secret);
   await Promise.all([page.waitForURL(`**/ui/${area}`), page.click('main button[type="submit"]')]);
+}
+
+async function signInFails(page, secret) {
+  await visit(page, '/ui/login/me', 'login-me-again');
+  await page.fill('#secret', secret);
+  await page.click('main button[type="submit"]');
+  await page.waitForSelector('#login-error');
 }
 
 // The kiosk's result banner after an action: its kind (allow / deny / info / error) and text.
@@ -163,7 +173,7 @@ async function main() {
 
   // ---- Enrolment at the kiosk (an operator key: device keys cannot create records).
   const camEnrol = await launch(need('CAM_ENROL'));
-  let subject, token;
+  let subject, token, personPage;
   {
     const page = await open(camEnrol);
     await signIn(page, 'kiosk', need('OPERATOR_KEY'), 'login-kiosk');
@@ -236,6 +246,34 @@ async function main() {
   r = await result(gate, () => gate.click('#cred-form button[type="submit"]'));
   check(r.kind === 'deny', `wrong PIN denied: ${JSON.stringify(r)}`);
 
+  // A pass (QR) for gate-1, typed in by a QR scanner (or pasted): allowed; once revoked,
+  // refused.
+  check((await api('POST', `/api/v1/subjects/${subject}/consents`, op, { purpose: 'pass', retention_days: 30 })).status === 201, 'pass consent');
+  const issued = await api('POST', `/api/v1/subjects/${subject}/passes`, op, { access: 'gate-1', valid_days: 7 });
+  check(issued.status === 201 && issued.json.pass.startsWith('CS1:'), `pass issued: ${JSON.stringify(issued)}`);
+  await gate.fill('#pass', issued.json.pass);
+  r = await result(gate, () => gate.click('#pass-form button[type="submit"]'));
+  check(r.kind === 'allow', `pass allowed: ${JSON.stringify(r)}`);
+  await shot(gate, 'kiosk-pass');
+  check((await api('POST', `/api/v1/subjects/${subject}/passes/${issued.json.pass_id}/revoke`, op)).status === 200, 'pass revoked');
+  await gate.fill('#pass', issued.json.pass);
+  r = await result(gate, () => gate.click('#pass-form button[type="submit"]'));
+  check(r.kind === 'deny' && /revoked/.test(r.text), `revoked pass refused: ${JSON.stringify(r)}`);
+  await gate.fill('#pass', 'CS1:not-a-pass');
+  r = await result(gate, () => gate.click('#pass-form button[type="submit"]'));
+  check(r.kind === 'deny', `garbage refused: ${JSON.stringify(r)}`);
+
+  // A visitor holds their pass's QR code up to the kiosk's camera.
+  {
+    const camPass = await launch(need('CAM_PASS'));
+    const page = await open(camPass);
+    await signIn(page, 'kiosk', need('DEVICE_KEY'));
+    await page.waitForFunction(() => document.getElementById('video').videoWidth > 0);
+    r = await result(page, () => page.click('#pass-scan'));
+    check(r.kind === 'allow', `the QR code scanned by the camera: ${JSON.stringify(r)}`);
+    await shot(page, 'kiosk-pass-scan');
+  }
+
   // ---- Someone else claiming to be them.
   const camOther = await launch(need('CAM_OTHER'));
   {
@@ -296,6 +334,8 @@ async function main() {
     check(accesses.some((a) => a.includes('Face compared with your record') && a.includes('Allowed')),
       `who looked: the verification: ${accesses}`);
     check(accesses.some((a) => a.includes('Refused')), `who looked: the refusal: ${accesses}`);
+    const held = await page.textContent('#h-held + ul');
+    check(/face template/.test(held) && /PIN/.test(held), `what is held: ${held}`);
     await shot(page, 'me');
     // Export: a JSON file with the record, and no template bytes.
     const [download] = await Promise.all([
@@ -307,7 +347,6 @@ async function main() {
     check(exported.id === subject && exported.tenant, 'the export is of this record');
     check(!/sealed|ciphertext|embedding/i.test(JSON.stringify(exported)), 'no template bytes exported');
     // Withdraw the verification consent (the page asks first).
-    page.once('dialog', (d) => d.accept());
     const rows = await page.$$('table tbody tr');
     let clicked = false;
     for (const row of rows) {
@@ -320,10 +359,14 @@ async function main() {
       }
     }
     check(clicked, 'a withdraw button for the verification consent');
+    check(dialogs.some((m) => /Withdraw this consent/.test(m)), `asked before withdrawing: ${dialogs}`);
     await page.waitForLoadState();
     await shot(page, 'me-withdrawn');
     const after = await page.textContent('main');
     check(/withdrawn/i.test(after), 'the consent shows as withdrawn');
+    const heldAfter = await page.textContent('#h-held + ul');
+    check(!/face template/.test(heldAfter), `the face template is gone: ${heldAfter}`);
+    personPage = page;
   }
 
   // ---- After the withdrawal, the same face is refused.
@@ -374,6 +417,25 @@ async function main() {
     check(log.includes('deny') && log.includes('allow'), 'the audit page shows allow and deny');
     await shot(page, 'admin-audit');
     summary.audit_state = state;
+  }
+
+  // ---- Last, the person deletes everything; their token no longer opens anything.
+  {
+    const page = personPage;
+    await page.goto(BASE + '/ui/me');
+    // Without the tick box: refused, nothing deleted.
+    await page.click('form[action="/ui/me/delete"] button[type="submit"]');
+    await page.waitForLoadState();
+    check((await page.textContent('main')).length > 0, 'page after an unticked delete');
+    await page.goto(BASE + '/ui/me');
+    check((await page.textContent('main')).includes(subject), 'still there without the tick');
+    await page.check('form[action="/ui/me/delete"] input[type="checkbox"]');
+    await Promise.all([page.waitForLoadState(), page.click('form[action="/ui/me/delete"] button[type="submit"]')]);
+    await page.waitForSelector('h1');
+    await shot(page, 'me-deleted');
+    check(/deleted/i.test(await page.textContent('main')), 'the deletion is confirmed');
+    check(dialogs.some((m) => /Delete everything about you/.test(m)), `asked before deleting: ${dialogs}`);
+    await signInFails(page, token);
   }
 
   check(problems.length === 0, `problems:\n${problems.join('\n')}`);

@@ -32,8 +32,7 @@ fn chromium() -> Option<PathBuf> {
         .find(|p| p.exists())
 }
 
-/// A photo as a two-frame y4m clip (4:2:0, full-range BT.601 as `C420jpeg` says): a window
-/// around the face, scaled to fit the frame and centred on grey.
+/// A photo as the camera would see the person: a window around the face, as a y4m clip.
 fn y4m(name: &str, out: &Path) {
     let full = image::load_from_memory(&photo(name)).unwrap().to_rgb8();
     // A photo shows the whole person; a kiosk camera sees head and shoulders: a window in the
@@ -51,6 +50,12 @@ fn y4m(name: &str, out: &Path) {
     let top = (y + h / 2.0 - win_h / 2.0).clamp(0.0, ih - win_h);
     let img = image::imageops::crop_imm(&full, left as u32, top as u32, win_w as u32, win_h as u32)
         .to_image();
+    write_y4m(&img, out);
+}
+
+/// An image as a two-frame y4m clip (4:2:0, full-range BT.601 as `C420jpeg` says), scaled to
+/// fit the frame and centred on grey.
+fn write_y4m(img: &image::RgbImage, out: &Path) {
     let scale = f64::min(
         f64::from(W) / f64::from(img.width()),
         f64::from(H) / f64::from(img.height()),
@@ -59,7 +64,7 @@ fn y4m(name: &str, out: &Path) {
         ((f64::from(img.width()) * scale) as u32).max(1),
         ((f64::from(img.height()) * scale) as u32).max(1),
     );
-    let small = image::imageops::resize(&img, w, h, image::imageops::FilterType::Triangle);
+    let small = image::imageops::resize(img, w, h, image::imageops::FilterType::Triangle);
     let mut canvas = image::RgbImage::from_pixel(W, H, image::Rgb([128, 128, 128]));
     image::imageops::overlay(
         &mut canvas,
@@ -153,6 +158,24 @@ async fn the_web_ui_in_a_real_browser() {
         .await
         .unwrap();
 
+    // A visitor with a pass for gate-1, whose QR code the kiosk's camera will scan.
+    let operator = core.authenticate(&operator_key).await.unwrap();
+    let visitor = core.create_subject(&operator).await.unwrap();
+    core.grant_consent(&operator, &visitor, consentry_core::Purpose::Pass, 30)
+        .await
+        .unwrap();
+    let visitor_pass = core
+        .issue_pass(
+            &operator,
+            &visitor,
+            "gate-1",
+            None,
+            Some(7),
+            consentry_pass::Alg::EdDSA,
+        )
+        .await
+        .unwrap();
+
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base = format!("http://{}", listener.local_addr().unwrap());
     let server = tokio::spawn(consentry_server::serve(core.clone(), listener));
@@ -171,6 +194,11 @@ async fn the_web_ui_in_a_real_browser() {
     ] {
         y4m(name, &clips.join(file));
     }
+    let qr = consentry_pass::qr::image(&visitor_pass.pass, 6).unwrap();
+    write_y4m(
+        &image::DynamicImage::ImageLuma8(qr).to_rgb8(),
+        &clips.join("pass.y4m"),
+    );
 
     let mut node = Command::new("node");
     node.arg(ui_dir.join("flow.mjs"))
@@ -183,6 +211,7 @@ async fn the_web_ui_in_a_real_browser() {
         .env("CAM_ENROL", clips.join("enrol.y4m"))
         .env("CAM_SAME", clips.join("same.y4m"))
         .env("CAM_OTHER", clips.join("other.y4m"))
+        .env("CAM_PASS", clips.join("pass.y4m"))
         .env("SHOTS", &shots);
     // The server runs on this runtime's workers while node drives the browser.
     let out = tokio::task::spawn_blocking(move || node.output())
@@ -230,14 +259,17 @@ async fn the_web_ui_in_a_real_browser() {
         .iter()
         .skip(withdrawn)
         .any(|(a, s, o)| a == "verify" && s.as_deref() == Some(&subject) && o == "deny"));
-    // The verification consent is withdrawn and its templates are gone.
-    let view = core.subject(&auditor, &subject).await.unwrap();
-    assert!(view
-        .consents
+    // Last, the person deleted everything: the record is gone, the log keeps the fact.
+    let deleted = at("subject.delete", "ok");
+    assert!(withdrawn < deleted);
+    assert!(matches!(
+        core.subject(&auditor, &subject).await,
+        Err(consentry_core::CoreError::NotFound)
+    ));
+    // The visitor's pass was checked in by the camera scan.
+    assert!(actions
         .iter()
-        .filter(|c| c.purpose == "verification")
-        .all(|c| c.withdrawn_at.is_some()));
-    assert_eq!(view.verification_templates, 0);
+        .any(|(a, _, o)| a == "pass.checkin" && o == "ok"));
 
     server.abort();
     core.close().await;

@@ -346,6 +346,31 @@ impl Core {
         }
     }
 
+    /// [`Core::check_in`] from a camera frame or photo (PNG or JPEG) of the pass's QR code:
+    /// the kiosk's scan. The image is read on the engine's blocking pool and dropped; nothing
+    /// of it is kept.
+    pub async fn check_in_photo(
+        &self,
+        p: &Principal,
+        image: Vec<u8>,
+    ) -> Result<CheckIn, CoreError> {
+        p.require(&[Role::Device])?;
+        let found = self.on_engine(move |_| Ok(pass::qr::read(&image))).await?;
+        let text = match found {
+            Ok(texts) => texts.into_iter().find(|t| t.starts_with(pass::PREFIX)),
+            Err(pass::qr::ReadError::NotAnImage) => {
+                return Err(CoreError::Face(consentry_face::FaceError::NotAnImage))
+            }
+            Err(pass::qr::ReadError::NoCode) => None,
+        };
+        match text {
+            Some(t) => self.check_in(p, &t).await,
+            None => Err(CoreError::Pass(pass::PassError::Malformed(
+                "no pass could be read in the image",
+            ))),
+        }
+    }
+
     /// Sets how many days check-ins are kept (1 to [`MAX_CHECKIN_RETENTION_DAYS`]; default
     /// [`CHECKIN_RETENTION_DAYS`]).
     pub fn set_checkin_retention_days(&mut self, days: i64) -> Result<(), CoreError> {

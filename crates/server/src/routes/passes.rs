@@ -194,19 +194,27 @@ pub(crate) struct CheckInRequest {
 }
 
 #[utoipa::path(post, path = "/api/v1/checkins", tag = "passes", security(("bearer" = [])),
-    request_body = CheckInRequest,
-    description = "A device key with a site checks a pass in at that site. Only the pass's pseudonym (this venue's own), the venue and the time are kept, for 14 days.",
+    request_body(content(
+        (CheckInRequest = "application/json"),
+        (Vec<u8> = "image/jpeg"),
+        (Vec<u8> = "image/png"),
+    )),
+    description = "A device key with a site checks a pass in at that site: the pass's text as JSON, or a camera frame of its QR code (read, then dropped). Only the pass's pseudonym (this venue's own), the venue and the time are kept, for 14 days.",
     responses((status = 201, description = "`{\"decision\": \"allow\", \"venue\", \"pseudonym\", \"at\"}`"),
         (status = 400, description = "`invalid_request`", body = ErrorResponse), (status = 401, description = "`unauthorized`", body = ErrorResponse),
         (status = 403, description = "`forbidden`", body = ErrorResponse),
-        (status = 422, description = "`pass_malformed`, `pass_bad_signature`, `pass_unknown_key`, `pass_expired`, `pass_not_yet_valid`, `pass_revoked`, `pass_wrong_verifier`", body = ErrorResponse)))]
+        (status = 422, description = "`pass_malformed` (also: no pass could be read in the image), `pass_bad_signature`, `pass_unknown_key`, `pass_expired`, `pass_not_yet_valid`, `pass_revoked`, `pass_wrong_verifier`", body = ErrorResponse)))]
 pub(crate) async fn check_in(
     State(s): State<AppState>,
     Auth(p): Auth,
     headers: HeaderMap,
     Body(body): Body,
 ) -> Result<Response, ApiError> {
-    let req: CheckInRequest = json_body(&headers, &body)?;
-    let c = s.core.check_in(&p, &req.pass).await?;
+    let c = if crate::extract::is_image_type(crate::extract::content_type(&headers)) {
+        s.core.check_in_photo(&p, body.to_vec()).await?
+    } else {
+        let req: CheckInRequest = json_body(&headers, &body)?;
+        s.core.check_in(&p, &req.pass).await?
+    };
     Ok(created(json!(c)))
 }

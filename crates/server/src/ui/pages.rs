@@ -288,9 +288,13 @@ pub(crate) async fn kiosk(State(s): State<AppState>, ctx: Ctx) -> Response {
     let pass_panel = format!(
         "<form id=\"pass-form\" class=\"stack\"><label for=\"pass\">{pl}</label>\
 <input id=\"pass\" name=\"pass\" autocomplete=\"off\" spellcheck=\"false\">\
-<button type=\"submit\">{go}</button></form>",
+<button type=\"submit\">{go}</button>\
+<button type=\"button\" id=\"pass-scan\" aria-describedby=\"pass-scan-help\">{scan}</button>\
+<p id=\"pass-scan-help\" class=\"small\">{scanhelp}</p></form>",
         pl = t("kiosk.pass_label"),
         go = t("kiosk.pass_check"),
+        scan = t("kiosk.pass_scan"),
+        scanhelp = t("kiosk.pass_scan_help"),
     );
     let body = format!(
         "<script type=\"application/json\" id=\"kiosk-strings\">{strings}</script>\
