@@ -322,7 +322,8 @@ pub fn serve(engine: &EngineArgs, a: &ServeArgs) -> Result<(), Failure> {
             let (tenant, key) = demo_key(&core, &a.store).await?;
             println!("consentry: demo tenant {tenant}; admin key (kept in {}):\n  {}", demo_key_path(&a.store).display(), key.as_str());
             let key = key.as_str();
-            println!("Try:");
+            println!("Open http://{addr}/ui/ and sign in with this key: the kiosk (camera, enrolment, checks) and the console.");
+            println!("Or try the API:");
             println!("  curl -s -X POST -H 'Authorization: Bearer {key}' http://{addr}/api/v1/subjects");
             println!(
                 "  curl -s -X POST -H 'Authorization: Bearer {key}' -H 'Content-Type: application/json' \

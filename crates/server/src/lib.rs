@@ -34,7 +34,7 @@
 //!   `GET …/passes/{pid}/qr.svg|qr.png`; `POST …/passes/{pid}/revoke`;
 //!   `POST /api/v1/passes/rotate` (admins); public, no key: `GET /api/v1/passes/trust?tenant=ID`
 //!   (JWK Set) and `GET /api/v1/passes/revocations?tenant=ID` (signed list);
-//!   `POST /api/v1/checkins` `{"pass"}` (device keys with a site)
+//!   `POST /api/v1/checkins` `{"pass"}` or a camera frame of the QR code (device keys with a site)
 //! - `GET /api/v1/tenant/public-keys`: the audit-checkpoint verifier key and the receipt key
 //! - `GET /api/v1/audit/checkpoint` (signed note), `/audit/entries?start&end`,
 //!   `/audit/proof/inclusion?index&tree_size`, `/audit/proof/consistency?first&second`

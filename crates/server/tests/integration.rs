@@ -680,6 +680,7 @@ async fn every_endpoint_allows_exactly_the_roles_in_the_table() {
                 r#"{"pass":"{P}"}"#,
                 &["device"],
             ),
+            ("POST", "/api/v1/quality", "image/jpeg", "obama.jpg", DECIDE),
         ];
         let mut calls = 0;
         for &(method, path, ct, body, allowed) in table {
