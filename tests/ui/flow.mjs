@@ -263,6 +263,9 @@ async function main() {
   r = await result(gate, () => gate.click('#pass-form button[type="submit"]'));
   check(r.kind === 'deny', `garbage refused: ${JSON.stringify(r)}`);
 
+  // A new pass in place of the revoked one: the person will see its QR code in the portal.
+  check((await api('POST', `/api/v1/subjects/${subject}/passes`, op, { access: 'gate-1', valid_days: 7 })).status === 201, 'second pass');
+
   // A visitor holds their pass's QR code up to the kiosk's camera.
   {
     const camPass = await launch(need('CAM_PASS'));
@@ -335,7 +338,12 @@ async function main() {
       `who looked: the verification: ${accesses}`);
     check(accesses.some((a) => a.includes('Refused')), `who looked: the refusal: ${accesses}`);
     const held = await page.textContent('#h-held + ul');
-    check(/face template/.test(held) && /PIN/.test(held), `what is held: ${held}`);
+    check(/face template/.test(held) && /PIN/.test(held) && /pass/.test(held), `what is held: ${held}`);
+    // The live pass's QR code, drawn from this server.
+    await page.waitForFunction(() => {
+      const img = document.querySelector('img.qr');
+      return img && img.complete && img.naturalWidth > 100;
+    });
     await shot(page, 'me');
     // Export: a JSON file with the record, and no template bytes.
     const [download] = await Promise.all([

@@ -159,14 +159,24 @@ impl Core {
         pass_id: &str,
     ) -> Result<String, CoreError> {
         p.require(&[Role::Admin, Role::Operator])?;
+        self.live_pass_text(&p.tenant, subject, pass_id).await
+    }
+
+    /// The text of a live pass of `subject` in `tenant` (a revoked or expired one is not found).
+    pub(crate) async fn live_pass_text(
+        &self,
+        tenant: &str,
+        subject: &str,
+        pass_id: &str,
+    ) -> Result<String, CoreError> {
         let mut c = self.db.pool().acquire().await?;
-        let row = store::passes::get(&mut c, &p.tenant, subject, pass_id)
+        let row = store::passes::get(&mut c, tenant, subject, pass_id)
             .await?
             .ok_or(CoreError::NotFound)?;
         if row.revoked_at.is_some() || row.expires_at <= now() {
             return Err(CoreError::NotFound);
         }
-        self.sign_pass(&p.tenant, pass_id, &row)
+        self.sign_pass(tenant, pass_id, &row)
     }
 
     /// Revokes a pass: it goes on the signed revocation list until it expires.

@@ -192,6 +192,15 @@ impl Core {
         Ok(())
     }
 
+    /// The text of one of the person's own live passes, to show as its QR code.
+    pub async fn self_pass_text(
+        &self,
+        sp: &SelfPrincipal,
+        pass_id: &str,
+    ) -> Result<String, CoreError> {
+        self.live_pass_text(&sp.tenant, &sp.subject, pass_id).await
+    }
+
     /// The person deletes everything: their record, consents, credentials, passes (revoked)
     /// and templates (their data key destroyed). Their token dies with the record.
     pub async fn self_delete(&self, sp: &SelfPrincipal) -> Result<(), CoreError> {

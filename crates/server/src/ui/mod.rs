@@ -347,6 +347,7 @@ pub(crate) fn routes() -> Router<AppState> {
         .route("/ui/logout", post(logout))
         .route("/ui/kiosk", get(pages::kiosk))
         .route("/ui/me", get(pages::me))
+        .route("/ui/me/pass", get(pages::me_pass))
         .route("/ui/me/export", post(pages::me_export))
         .route("/ui/me/withdraw", post(pages::me_withdraw))
         .route("/ui/me/delete", post(pages::me_delete))

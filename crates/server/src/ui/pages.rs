@@ -456,8 +456,10 @@ pub(crate) async fn me(State(s): State<AppState>, ctx: Ctx) -> Response {
     for pass in &view.passes {
         let _ = write!(
             b,
-            "<li>{}</li>",
-            esc(&l.tf("me.pass", &[&when(pass.expires_at)]))
+            "<li>{}<br><img class=\"qr\" src=\"/ui/me/pass?id={}\" alt=\"{}\"></li>",
+            esc(&l.tf("me.pass", &[&when(pass.expires_at)])),
+            esc(&pass.id),
+            t("me.pass_qr")
         );
     }
     if view.templates.is_empty() && view.credentials.is_empty() && view.passes.is_empty() {
@@ -519,6 +521,44 @@ pub(crate) async fn me(State(s): State<AppState>, ctx: Ctx) -> Response {
         db = t("me.delete"),
     );
     page(StatusCode::OK, layout(&ctx, t("me.title"), "", &b))
+}
+
+#[derive(serde::Deserialize)]
+pub(crate) struct PassQuery {
+    id: String,
+}
+
+/// One of the person's live passes as its QR code (SVG), to show at a venue.
+pub(crate) async fn me_pass(
+    State(s): State<AppState>,
+    ctx: Ctx,
+    Query(q): Query<PassQuery>,
+) -> Response {
+    let sp = match person(&s, &ctx).await {
+        Ok(sp) => sp,
+        Err(r) => return r,
+    };
+    let text = match s.core.self_pass_text(&sp, q.id.trim()).await {
+        Ok(t) => t,
+        Err(e) => return core_error(&ctx, &e),
+    };
+    match consentry_pass::qr::svg(&text, 6) {
+        Ok(svg) => {
+            let mut r = svg.into_response();
+            let h = r.headers_mut();
+            h.insert(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("image/svg+xml"),
+            );
+            h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+            h.insert(
+                header::X_CONTENT_TYPE_OPTIONS,
+                HeaderValue::from_static("nosniff"),
+            );
+            r
+        }
+        Err(e) => core_error(&ctx, &consentry_core::CoreError::Internal(e.to_string())),
+    }
 }
 
 pub(crate) async fn me_export(State(s): State<AppState>, ctx: Ctx, Body(body): Body) -> Response {
