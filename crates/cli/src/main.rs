@@ -16,6 +16,7 @@ mod pass_cmds;
 mod plot;
 mod remote;
 mod server_cmds;
+mod voice_cmds;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -96,6 +97,9 @@ enum Command {
     /// Presentation-attack detection (liveness), measured offline.
     #[command(subcommand)]
     Pad(pad_cmds::PadCommand),
+    /// Speaker verification offline: embed and compare recordings.
+    #[command(subcommand)]
+    Voice(voice_cmds::VoiceCommand),
 }
 
 impl EngineArgs {
@@ -189,6 +193,7 @@ fn main() -> ExitCode {
         Command::Audit(a) => a.json(),
         Command::Pass(a) => a.json(),
         Command::Pad(a) => a.json(),
+        Command::Voice(a) => a.json(),
     };
     let with_engine = |f: &dyn Fn(&FaceEngine) -> Result<(), Failure>| {
         cli.engine
@@ -212,6 +217,7 @@ fn main() -> ExitCode {
         Command::Bench(bench_cmds::BenchCommand::Pass(a)) => bench_cmds::pass(a),
         Command::Pass(a) => pass_cmds::run(a),
         Command::Pad(a) => with_engine(&|e| pad_cmds::run(e, &cli.engine.assets(), a)),
+        Command::Voice(a) => voice_cmds::run(&cli.engine.assets(), cli.engine.threads.max(1), a),
         Command::Serve(a) => server_cmds::serve(&cli.engine, a),
         Command::Admin(a) => server_cmds::admin(&cli.engine, a),
         Command::Audit(a) => match audit_cmds::run(a) {

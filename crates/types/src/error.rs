@@ -142,6 +142,15 @@ catalogue! {
     RevocationListStale => ("revocation_list_stale", Pass, 422),
     /// The pass is for another verifier (venue or site).
     PassWrongVerifier => ("pass_wrong_verifier", Pass, 422),
+    /// The bytes are not audio in a container Consentry reads (WAV or FLAC).
+    NotAudio => ("not_audio", Input, 400),
+    /// A WAV or FLAC file whose encoding is not supported (e.g. compressed WAV, more than two
+    /// channels, a sample rate outside 8 to 96 kHz).
+    UnsupportedAudio => ("unsupported_audio", Input, 415),
+    /// Under 3 seconds of speech: too little to tell a voice reliably.
+    AudioTooShort => ("audio_too_short", Quality, 422),
+    /// The recording is longer than the configured limit (default 30 s).
+    AudioTooLong => ("audio_too_long", Input, 413),
     /// An unexpected internal failure.
     Internal => ("internal", Internal, 500),
 }
