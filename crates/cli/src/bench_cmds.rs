@@ -206,6 +206,9 @@ pub enum BenchCommand {
     /// key-encryption key, and verification throughput before and during the rotation, in the
     /// same process.
     Rotate(crate::bench_rotate::RotateBenchArgs),
+    /// Voice: decode, fbank and embedding time per recording (median of --runs, one thread),
+    /// and the same cut to 3 s and 10 s.
+    Voice(crate::voice_cmds::VoiceBenchArgs),
 }
 
 impl BenchCommand {
@@ -218,6 +221,7 @@ impl BenchCommand {
             BenchCommand::Audit(a) => a.json,
             BenchCommand::Pass(a) => a.json,
             BenchCommand::Rotate(a) => a.json,
+            BenchCommand::Voice(a) => a.json,
         }
     }
 }

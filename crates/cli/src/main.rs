@@ -215,6 +215,9 @@ fn main() -> ExitCode {
         Command::Bench(bench_cmds::BenchCommand::Audit(a)) => bench_audit::audit(&cli.engine, a),
         Command::Bench(bench_cmds::BenchCommand::Rotate(a)) => bench_rotate::rotate(&cli.engine, a),
         Command::Bench(bench_cmds::BenchCommand::Pass(a)) => bench_cmds::pass(a),
+        Command::Bench(bench_cmds::BenchCommand::Voice(a)) => {
+            voice_cmds::bench(&cli.engine.assets(), a)
+        }
         Command::Pass(a) => pass_cmds::run(a),
         Command::Pad(a) => with_engine(&|e| pad_cmds::run(e, &cli.engine.assets(), a)),
         Command::Voice(a) => voice_cmds::run(&cli.engine.assets(), cli.engine.threads.max(1), a),

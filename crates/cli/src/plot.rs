@@ -62,6 +62,24 @@ pub fn det_png(
     curve: &[(f64, f64)],
     model: &str,
 ) -> Result<(), Box<dyn std::error::Error>> {
+    det_png_with(
+        path,
+        curve,
+        &format!("DET: passive PAD ({model})"),
+        (
+            "APCER (attacks taken for real)",
+            "BPCER (real taken for attacks)",
+        ),
+    )
+}
+
+/// Draws a DET curve (`(x, y)` error rates, log scales 1e-3..1) with this title and axis names.
+pub fn det_png_with(
+    path: &Path,
+    curve: &[(f64, f64)],
+    title: &str,
+    axes: (&str, &str),
+) -> Result<(), Box<dyn std::error::Error>> {
     let labels = register_font();
     let root = BitMapBackend::new(path, (800, 600)).into_drawing_area();
     root.fill(&WHITE)?;
@@ -69,7 +87,7 @@ pub fn det_png(
     builder.margin(20);
     if labels {
         builder
-            .caption(format!("DET: passive PAD ({model})"), ("sans-serif", 24))
+            .caption(title, ("sans-serif", 24))
             .x_label_area_size(45)
             .y_label_area_size(60);
     }
@@ -77,8 +95,7 @@ pub fn det_png(
         builder.build_cartesian_2d((1e-3f64..1.0f64).log_scale(), (1e-3f64..1.0f64).log_scale())?;
     let mut mesh = chart.configure_mesh();
     if labels {
-        mesh.x_desc("APCER (attacks taken for real)")
-            .y_desc("BPCER (real taken for attacks)");
+        mesh.x_desc(axes.0).y_desc(axes.1);
     } else {
         mesh.disable_x_axis().disable_y_axis();
     }

@@ -21,6 +21,9 @@ pub enum VoiceCommand {
     Embed(VoiceEmbedArgs),
     /// Compare two recordings, or every pair listed in a file.
     Compare(VoiceCompareArgs),
+    /// Measure speaker verification on labelled pairs: EER, TAR at FAR 1e-2 and 1e-3, the
+    /// errors at the shipped threshold, a DET plot.
+    Eval(VoiceEvalArgs),
     /// Print a recording's log-mel filterbank (Kaldi-compatible, before mean normalisation),
     /// for checking against another implementation.
     Features(VoiceFeaturesArgs),
@@ -33,6 +36,7 @@ impl VoiceCommand {
             VoiceCommand::Embed(a) => a.json,
             VoiceCommand::Compare(a) => a.json,
             VoiceCommand::Features(_) => true,
+            VoiceCommand::Eval(a) => a.json,
         }
     }
 }
@@ -63,6 +67,32 @@ pub struct VoiceCompareArgs {
     /// Match threshold on the cosine similarity.
     #[arg(long, default_value_t = DEFAULT_THRESHOLD)]
     threshold: f32,
+    /// Print JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `consentry voice eval`.
+#[derive(Args)]
+pub struct VoiceEvalArgs {
+    /// Lines `pathA<TAB>pathB<TAB>1` (same speaker) or `…<TAB>0` (different), paths relative
+    /// to --root.
+    #[arg(long)]
+    pairs: PathBuf,
+    /// The directory the pairs' paths are relative to.
+    #[arg(long)]
+    root: PathBuf,
+    /// Write metrics.json, scores.tsv and det.png here.
+    #[arg(long)]
+    out: Option<PathBuf>,
+    /// The threshold whose errors are reported (default: the shipped one).
+    #[arg(long, default_value_t = DEFAULT_THRESHOLD)]
+    threshold: f32,
+    /// Shortest recording scored, in seconds. The server and `compare` refuse under 3 s; the
+    /// evaluation scores every pair it is given unless told otherwise (a recording it still
+    /// cannot embed scores -1, a non-match).
+    #[arg(long, default_value_t = 0.5)]
+    min_seconds: f32,
     /// Print JSON.
     #[arg(long)]
     pub json: bool,
@@ -104,7 +134,10 @@ pub fn run(assets: &Assets, threads: usize, cmd: &VoiceCommand) -> Result<(), Fa
         );
         return Ok(());
     }
-    let engine = VoiceEngine::load(assets, threads).map_err(|e| failure(&e))?;
+    let mut engine = VoiceEngine::load(assets, threads).map_err(|e| failure(&e))?;
+    if let VoiceCommand::Eval(a) = cmd {
+        engine.min_seconds = a.min_seconds;
+    }
     match cmd {
         VoiceCommand::Embed(a) => {
             let out = embed_all(&engine, &a.files);
@@ -118,6 +151,7 @@ pub fn run(assets: &Assets, threads: usize, cmd: &VoiceCommand) -> Result<(), Fa
             Ok(())
         }
         VoiceCommand::Compare(a) => compare(&engine, a),
+        VoiceCommand::Eval(a) => eval(&engine, a),
         VoiceCommand::Features(_) => Ok(()),
     }
 }
@@ -218,6 +252,259 @@ fn compare(engine: &VoiceEngine, a: &VoiceCompareArgs) -> Result<(), Failure> {
             "different speakers"
         };
         println!("{verdict} (score {score:.4}, threshold {:.4})", a.threshold);
+    }
+    Ok(())
+}
+
+/// `consentry bench voice`.
+#[derive(Args)]
+pub struct VoiceBenchArgs {
+    /// A recording of at least 10 s (WAV or FLAC).
+    file: PathBuf,
+    /// Runs per length; the median is reported.
+    #[arg(long, default_value_t = 20)]
+    runs: usize,
+    /// Print JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+fn median_ms(mut v: Vec<f64>) -> f64 {
+    v.sort_by(f64::total_cmp);
+    v.get(v.len() / 2).copied().unwrap_or(0.0)
+}
+
+/// Times decode (of a WAV of that length at 16 kHz), fbank and embedding on one thread for 3 s,
+/// 10 s and the whole recording.
+pub fn bench(assets: &Assets, a: &VoiceBenchArgs) -> Result<(), Failure> {
+    use std::time::Instant;
+    let engine = VoiceEngine::load(assets, 1).map_err(|e| failure(&e))?;
+    let bytes = read(&a.file).map_err(|e| failure(&e))?;
+    let full = Audio::decode(&bytes, &engine.limits).map_err(|e| failure(&e))?;
+    let mut rows = Vec::new();
+    for seconds in [3.0f32, 10.0, full.seconds()] {
+        let n = ((seconds * consentry_voice::audio::RATE as f32) as usize).min(full.samples.len());
+        let wav = wav_bytes(&full.samples[..n]);
+        let (mut dec, mut fb, mut emb, mut total) = (vec![], vec![], vec![], vec![]);
+        for _ in 0..a.runs.max(1) {
+            let t0 = Instant::now();
+            let audio = Audio::decode(&wav, &engine.limits).map_err(|e| failure(&e))?;
+            let t1 = Instant::now();
+            let feats = consentry_voice::fbank::features(&audio.samples);
+            let t2 = Instant::now();
+            std::hint::black_box(&feats);
+            engine.embed_audio(&audio).map_err(|e| failure(&e))?;
+            let t3 = Instant::now();
+            let ms = |a: Instant, b: Instant| (b - a).as_secs_f64() * 1000.0;
+            dec.push(ms(t0, t1));
+            fb.push(ms(t1, t2));
+            // embed_audio computes the features again: its time less the fbank's is the model's.
+            emb.push(ms(t2, t3) - ms(t1, t2));
+            total.push(ms(t0, t1) + ms(t2, t3));
+        }
+        rows.push(json!({
+            "seconds": n as f32 / consentry_voice::audio::RATE as f32,
+            "decode_ms": median_ms(dec), "fbank_ms": median_ms(fb),
+            "model_ms": median_ms(emb), "total_ms": median_ms(total),
+        }));
+    }
+    if a.json {
+        println!(
+            "{}",
+            json!({ "file": a.file, "runs": a.runs, "threads": 1, "lengths": rows })
+        );
+    } else {
+        println!(
+            "seconds  decode ms  fbank ms  model ms  total ms (median of {}, 1 thread)",
+            a.runs
+        );
+        for r in &rows {
+            println!(
+                "{:7.1}  {:9.2}  {:8.2}  {:8.2}  {:8.2}",
+                r["seconds"].as_f64().unwrap_or(0.0),
+                r["decode_ms"].as_f64().unwrap_or(0.0),
+                r["fbank_ms"].as_f64().unwrap_or(0.0),
+                r["model_ms"].as_f64().unwrap_or(0.0),
+                r["total_ms"].as_f64().unwrap_or(0.0)
+            );
+        }
+    }
+    Ok(())
+}
+
+/// 16-bit mono WAV at 16 kHz.
+fn wav_bytes(samples: &[f32]) -> Vec<u8> {
+    let n = samples.len() * 2;
+    let mut out = Vec::with_capacity(44 + n);
+    out.extend_from_slice(b"RIFF");
+    out.extend_from_slice(&u32::try_from(36 + n).unwrap_or(u32::MAX).to_le_bytes());
+    out.extend_from_slice(b"WAVEfmt ");
+    out.extend_from_slice(&16u32.to_le_bytes());
+    out.extend_from_slice(&1u16.to_le_bytes()); // PCM
+    out.extend_from_slice(&1u16.to_le_bytes()); // mono
+    out.extend_from_slice(&consentry_voice::audio::RATE.to_le_bytes());
+    out.extend_from_slice(&(consentry_voice::audio::RATE * 2).to_le_bytes());
+    out.extend_from_slice(&2u16.to_le_bytes());
+    out.extend_from_slice(&16u16.to_le_bytes());
+    out.extend_from_slice(b"data");
+    out.extend_from_slice(&u32::try_from(n).unwrap_or(u32::MAX).to_le_bytes());
+    for &s in samples {
+        out.extend_from_slice(&((s.clamp(-1.0, 1.0) * 32_767.0) as i16).to_le_bytes());
+    }
+    out
+}
+
+fn eval(engine: &VoiceEngine, a: &VoiceEvalArgs) -> Result<(), Failure> {
+    use consentry_face::eval::{eer, roc, tar_at_far, Scored};
+    let text = std::fs::read_to_string(&a.pairs).map_err(|e| Failure {
+        code: ErrorCode::FileUnreadable,
+        message: format!("{}: {e}", a.pairs.display()),
+    })?;
+    let mut pairs = Vec::new();
+    for (i, line) in text
+        .lines()
+        .enumerate()
+        .filter(|(_, l)| !l.trim().is_empty())
+    {
+        match line.split('\t').collect::<Vec<_>>().as_slice() {
+            [x, y, l @ ("0" | "1")] => pairs.push((a.root.join(x), a.root.join(y), *l == "1")),
+            _ => {
+                return Err(Failure {
+                    code: ErrorCode::InvalidRequest,
+                    message: format!(
+                        "{} line {}: expected pathA<TAB>pathB<TAB>1|0",
+                        a.pairs.display(),
+                        i + 1
+                    ),
+                })
+            }
+        }
+    }
+    let mut seen = std::collections::HashSet::new();
+    let unique: Vec<PathBuf> = pairs
+        .iter()
+        .flat_map(|(x, y, _)| [x, y])
+        .filter(|p| seen.insert(*p))
+        .cloned()
+        .collect();
+    let embedded = embed_all(engine, &unique);
+    let failed: Vec<(&PathBuf, String)> = unique
+        .iter()
+        .zip(&embedded)
+        .filter_map(|(p, r)| r.as_ref().err().map(|e| (p, e.code().to_string())))
+        .collect();
+    let by_path: HashMap<&PathBuf, Option<&VoiceEmbedding>> = unique
+        .iter()
+        .zip(&embedded)
+        .map(|(p, r)| (p, r.as_ref().ok()))
+        .collect();
+    // A pair with a recording that was refused (too short, unreadable) scores -1: a
+    // non-match, so refusing hard recordings cannot make the figures look better.
+    let scored: Vec<(Scored, &PathBuf, &PathBuf)> = pairs
+        .iter()
+        .map(|(x, y, same)| {
+            let score = match (
+                by_path.get(x).copied().flatten(),
+                by_path.get(y).copied().flatten(),
+            ) {
+                (Some(ex), Some(ey)) => ex.cosine(ey),
+                _ => -1.0,
+            };
+            (
+                Scored {
+                    score,
+                    same: *same,
+                    fold: 0,
+                },
+                x,
+                y,
+            )
+        })
+        .collect();
+    let only: Vec<Scored> = scored.iter().map(|s| s.0).collect();
+    let curve = roc(&only);
+    let (eer_rate, eer_threshold) = eer(&curve);
+    let (tar2, _) = tar_at_far(&curve, 1e-2);
+    let (tar3, _) = tar_at_far(&curve, 1e-3);
+    let genuine = only.iter().filter(|s| s.same).count();
+    let impostor = only.len() - genuine;
+    let frr = only
+        .iter()
+        .filter(|s| s.same && s.score < a.threshold)
+        .count() as f64
+        / genuine.max(1) as f64;
+    let far = only
+        .iter()
+        .filter(|s| !s.same && s.score >= a.threshold)
+        .count() as f64
+        / impostor.max(1) as f64;
+    let errors = frr * genuine as f64 + far * impostor as f64;
+    let metrics = json!({
+        "pairs": only.len(), "genuine": genuine, "impostor": impostor,
+        "recordings": unique.len(), "refused": failed.len(),
+        "eer": eer_rate, "eer_threshold": eer_threshold,
+        "tar_at_far_1e-2": tar2, "tar_at_far_1e-3": tar3,
+        "threshold": a.threshold, "frr": frr, "far": far,
+        "accuracy": 1.0 - errors / only.len().max(1) as f64,
+    });
+    if let Some(out) = &a.out {
+        let io = |e: std::io::Error| Failure {
+            code: ErrorCode::FileUnreadable,
+            message: format!("{}: {e}", out.display()),
+        };
+        std::fs::create_dir_all(out).map_err(io)?;
+        let mut tsv = String::from("score\tsame\ta\tb\n");
+        for (s, x, y) in &scored {
+            tsv.push_str(&format!(
+                "{:.6}\t{}\t{}\t{}\n",
+                s.score,
+                u8::from(s.same),
+                x.display(),
+                y.display()
+            ));
+        }
+        std::fs::write(out.join("scores.tsv"), tsv).map_err(io)?;
+        std::fs::write(out.join("metrics.json"), format!("{metrics:#}\n")).map_err(io)?;
+        let det: Vec<(f64, f64)> = curve.iter().map(|p| (p.far, 1.0 - p.tar)).collect();
+        crate::plot::det_png_with(
+            &out.join("det.png"),
+            &det,
+            "DET: speaker verification (CAM++)",
+            (
+                "FAR (other speakers accepted)",
+                "FRR (same speaker refused)",
+            ),
+        )
+        .map_err(|e| Failure {
+            code: ErrorCode::Internal,
+            message: format!("det.png: {e}"),
+        })?;
+    }
+    if a.json {
+        println!("{metrics}");
+    } else {
+        println!(
+            "{} pairs ({genuine} same, {impostor} different), {} of {} recordings refused",
+            only.len(),
+            failed.len(),
+            unique.len()
+        );
+        println!("EER {:.2}% at {:.3}", eer_rate * 100.0, eer_threshold);
+        println!(
+            "TAR {:.2}% at FAR 1e-2, {:.2}% at FAR 1e-3",
+            tar2 * 100.0,
+            tar3 * 100.0
+        );
+        println!(
+            "at threshold {:.3}: FRR {:.2}%, FAR {:.2}%, accuracy {:.2}%",
+            a.threshold,
+            frr * 100.0,
+            far * 100.0,
+            (1.0 - errors / only.len().max(1) as f64) * 100.0
+        );
+        for (p, code) in &failed {
+            eprintln!("refused ({code}): {}", p.display());
+        }
     }
     Ok(())
 }
