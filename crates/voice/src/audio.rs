@@ -113,10 +113,20 @@ fn wav(bytes: &[u8], limits: &AudioLimits) -> Result<(u32, Vec<f32>), VoiceError
         limits,
     )?;
     let samples: Vec<f32> = match (spec.sample_format, spec.bits_per_sample) {
-        (hound::SampleFormat::Float, 32) => reader
-            .into_samples::<f32>()
-            .collect::<Result<_, _>>()
-            .map_err(bad)?,
+        (hound::SampleFormat::Float, 32) => {
+            let raw: Vec<f32> = reader
+                .into_samples::<f32>()
+                .collect::<Result<_, _>>()
+                .map_err(bad)?;
+            // A float sample that is not a number is a damaged file; one past full scale is
+            // clipped, as a player would.
+            if raw.iter().any(|v| !v.is_finite()) {
+                return Err(VoiceError::NotAudio(
+                    "WAV with float samples that are not numbers".into(),
+                ));
+            }
+            raw.into_iter().map(|v| v.clamp(-1.0, 1.0)).collect()
+        }
         (hound::SampleFormat::Int, bits @ 8..=32) => {
             let scale = 1.0 / (1u64 << (bits - 1)) as f32;
             reader
@@ -301,6 +311,22 @@ mod tests {
             code(&wav_bytes(16_000, 1, &[0; 1000]), &small),
             ErrorCode::AudioTooLong
         );
+        // Float samples that are not numbers (found by the fuzzer): refused, not passed on.
+        let spec = hound::WavSpec {
+            channels: 1,
+            sample_rate: 16_000,
+            bits_per_sample: 32,
+            sample_format: hound::SampleFormat::Float,
+        };
+        let mut out = Cursor::new(Vec::new());
+        {
+            let mut w = hound::WavWriter::new(&mut out, spec).unwrap();
+            for v in [0.1f32, f32::NAN, 2.0, f32::INFINITY] {
+                w.write_sample(v).unwrap();
+            }
+            w.finalize().unwrap();
+        }
+        assert_eq!(code(&out.into_inner(), &l), ErrorCode::NotAudio);
         // A truncated WAV.
         let mut w = wav_bytes(16_000, 1, &[1000; 1000]);
         w.truncate(w.len() - 501);
