@@ -177,30 +177,10 @@ fn embed_all(engine: &VoiceEngine, paths: &[PathBuf]) -> Vec<Result<VoiceEmbeddi
 
 fn compare(engine: &VoiceEngine, a: &VoiceCompareArgs) -> Result<(), Failure> {
     if let Some(file) = &a.pairs {
-        let text = std::fs::read_to_string(file).map_err(|e| Failure {
-            code: ErrorCode::FileUnreadable,
-            message: format!("{}: {e}", file.display()),
+        let pairs = read_pairs(file, "pathA<TAB>pathB", |cols| match cols {
+            [x, y] => Some((PathBuf::from(x), PathBuf::from(y))),
+            _ => None,
         })?;
-        let mut pairs = Vec::new();
-        for (i, line) in text
-            .lines()
-            .enumerate()
-            .filter(|(_, l)| !l.trim().is_empty())
-        {
-            match line.split('\t').collect::<Vec<_>>().as_slice() {
-                [x, y] => pairs.push((PathBuf::from(x), PathBuf::from(y))),
-                _ => {
-                    return Err(Failure {
-                        code: ErrorCode::InvalidRequest,
-                        message: format!(
-                            "{} line {}: expected pathA<TAB>pathB",
-                            file.display(),
-                            i + 1
-                        ),
-                    })
-                }
-            }
-        }
         let mut seen = std::collections::HashSet::new();
         let unique: Vec<PathBuf> = pairs
             .iter()
@@ -354,32 +334,35 @@ fn wav_bytes(samples: &[f32]) -> Vec<u8> {
     out
 }
 
-fn eval(engine: &VoiceEngine, a: &VoiceEvalArgs) -> Result<(), Failure> {
-    use consentry_face::eval::{eer, roc, tar_at_far, Scored};
-    let text = std::fs::read_to_string(&a.pairs).map_err(|e| Failure {
+/// The non-empty lines of a tab-separated pairs file through `parse`; a line it refuses is an
+/// `invalid_request` naming the line and what was `expected`.
+fn read_pairs<T>(
+    file: &Path,
+    expected: &str,
+    parse: impl Fn(&[&str]) -> Option<T>,
+) -> Result<Vec<T>, Failure> {
+    let text = std::fs::read_to_string(file).map_err(|e| Failure {
         code: ErrorCode::FileUnreadable,
-        message: format!("{}: {e}", a.pairs.display()),
+        message: format!("{}: {e}", file.display()),
     })?;
-    let mut pairs = Vec::new();
-    for (i, line) in text
-        .lines()
+    text.lines()
         .enumerate()
         .filter(|(_, l)| !l.trim().is_empty())
-    {
-        match line.split('\t').collect::<Vec<_>>().as_slice() {
-            [x, y, l @ ("0" | "1")] => pairs.push((a.root.join(x), a.root.join(y), *l == "1")),
-            _ => {
-                return Err(Failure {
-                    code: ErrorCode::InvalidRequest,
-                    message: format!(
-                        "{} line {}: expected pathA<TAB>pathB<TAB>1|0",
-                        a.pairs.display(),
-                        i + 1
-                    ),
-                })
-            }
-        }
-    }
+        .map(|(i, line)| {
+            parse(&line.split('\t').collect::<Vec<_>>()).ok_or_else(|| Failure {
+                code: ErrorCode::InvalidRequest,
+                message: format!("{} line {}: expected {expected}", file.display(), i + 1),
+            })
+        })
+        .collect()
+}
+
+fn eval(engine: &VoiceEngine, a: &VoiceEvalArgs) -> Result<(), Failure> {
+    use consentry_face::eval::{eer, roc, tar_at_far, Scored};
+    let pairs = read_pairs(&a.pairs, "pathA<TAB>pathB<TAB>1|0", |cols| match cols {
+        [x, y, l @ ("0" | "1")] => Some((a.root.join(x), a.root.join(y), *l == "1")),
+        _ => None,
+    })?;
     let mut seen = std::collections::HashSet::new();
     let unique: Vec<PathBuf> = pairs
         .iter()
