@@ -305,6 +305,16 @@ pub(crate) fn redirect(to: &str, cookies: &[String]) -> Response {
     r
 }
 
+/// A file only this session may see (the person's export, their pass's QR code): the page
+/// headers (CSP, nosniff, no-store, …) with its own content type.
+pub(crate) fn private_file(kind: &'static str, body: String) -> Response {
+    let mut r = body.into_response();
+    let h = r.headers_mut();
+    secure_headers(h);
+    h.insert(header::CONTENT_TYPE, HeaderValue::from_static(kind));
+    r
+}
+
 /// The embedded assets.
 const CSS: &str = include_str!("../../ui/app.css");
 const KIOSK_JS: &str = include_str!("../../ui/kiosk.js");

@@ -4,7 +4,7 @@ use std::fmt::Write as _;
 
 use axum::extract::State;
 use axum::http::{header, HeaderValue, StatusCode};
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 use consentry_core::{Principal, Role};
 use consentry_types::{ErrorCode, HasErrorCode};
 
@@ -543,20 +543,7 @@ pub(crate) async fn me_pass(
         Err(e) => return core_error(&ctx, &e),
     };
     match consentry_pass::qr::svg(&text, 6) {
-        Ok(svg) => {
-            let mut r = svg.into_response();
-            let h = r.headers_mut();
-            h.insert(
-                header::CONTENT_TYPE,
-                HeaderValue::from_static("image/svg+xml"),
-            );
-            h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-            h.insert(
-                header::X_CONTENT_TYPE_OPTIONS,
-                HeaderValue::from_static("nosniff"),
-            );
-            r
-        }
+        Ok(svg) => super::private_file("image/svg+xml", svg),
         Err(e) => core_error(&ctx, &consentry_core::CoreError::Internal(e.to_string())),
     }
 }
@@ -581,19 +568,13 @@ pub(crate) async fn me_export(State(s): State<AppState>, ctx: Ctx, Body(body): B
                     return core_error(&ctx, &consentry_core::CoreError::Internal(e.to_string()));
                 }
             };
-            let mut r = json.into_response();
-            let h = r.headers_mut();
-            h.insert(
-                header::CONTENT_TYPE,
-                HeaderValue::from_static("application/json"),
-            );
+            let mut r = super::private_file("application/json", json);
             if let Ok(v) = HeaderValue::from_str(&format!(
                 "attachment; filename=\"consentry-{}.json\"",
                 sp.subject
             )) {
-                h.insert(header::CONTENT_DISPOSITION, v);
+                r.headers_mut().insert(header::CONTENT_DISPOSITION, v);
             }
-            h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
             r
         }
         Err(e) => core_error(&ctx, &e),
