@@ -313,6 +313,13 @@ pub fn serve(engine: &EngineArgs, a: &ServeArgs) -> Result<(), Failure> {
         core.set_checkin_retention_days(a.checkin_retention_days)
             .map_err(fail)?;
         core.set_liveness(liveness_models(engine, &a.pad_model)?, actions);
+        // The speaker model (set up with the face models): voice enrolment and decisions.
+        core.set_voice(
+            consentry_voice::VoiceEngine::load(&engine.assets(), 1).map_err(|e| Failure {
+                code: e.code(),
+                message: e.to_string(),
+            })?,
+        );
         let core = Arc::new(core);
         let listener = tokio::net::TcpListener::bind(&a.listen)
             .await

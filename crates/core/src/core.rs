@@ -20,15 +20,20 @@ pub(crate) const MAX_RETENTION_DAYS: i64 = 3 * 365;
 pub struct Core {
     pub(crate) db: Db,
     pub(crate) engine: Arc<FaceEngine>,
+    /// The speaker engine, when loaded (voice enrolment and decisions need it).
+    pub(crate) voice: Option<Arc<consentry_voice::VoiceEngine>>,
     pub(crate) keys: Keyring,
     pub(crate) gate: QualityGate,
-    transforms: Mutex<HashMap<(String, i64), Arc<TemplateTransform>>>,
+    /// Each tenant's transforms, by generation and dimension (the face's and the voice's).
+    transforms: Mutex<HashMap<(String, i64, usize), Arc<TemplateTransform>>>,
     /// Each tenant's gallery: the map's lock is held only to look one up or insert it.
     pub(crate) galleries: Mutex<HashMap<String, crate::gallery::Shared>>,
     face_slots: tokio::sync::Semaphore,
     /// Stand-ins for a missing key and missing templates, so every verification does the same
     /// work (see `actions/verification.rs`).
     pub(crate) decoy: Decoy,
+    /// The same for voice templates.
+    pub(crate) voice_decoy: Decoy,
     /// The abuse rules and their state.
     pub(crate) guard: crate::abuse::Guard,
     /// Days a venue check-in is kept.
@@ -105,6 +110,8 @@ impl Core {
         let core = Core {
             db,
             engine,
+            voice: None,
+            voice_decoy: Decoy::new(consentry_voice::DIM)?,
             keys,
             gate: QualityGate::default(),
             transforms: Mutex::new(HashMap::new()),
@@ -137,10 +144,16 @@ impl Core {
         self.db.pool().close().await;
     }
 
-    /// The tenant's secret template transform of generation `generation` (derived once, then
-    /// cached; a re-key drops the older ones).
-    pub(crate) fn transform(&self, tenant: &str, generation: i64) -> Arc<TemplateTransform> {
-        let key = (tenant.to_string(), generation);
+    /// The tenant's secret template transform of generation `generation` for templates of
+    /// `dim` numbers (the face's and the voice's differ; derived once, then cached; a re-key
+    /// drops the older ones).
+    pub(crate) fn transform(
+        &self,
+        tenant: &str,
+        generation: i64,
+        dim: usize,
+    ) -> Arc<TemplateTransform> {
+        let key = (tenant.to_string(), generation, dim);
         if let Some(t) = self
             .transforms
             .lock()
@@ -149,13 +162,12 @@ impl Core {
         {
             return t;
         }
-        let dim = self.engine.models().models().1.dim();
         let t = Arc::new(TemplateTransform::derive(
             &self.keys.transform_secret(tenant, generation),
             dim,
         ));
         if let Ok(mut m) = self.transforms.lock() {
-            m.retain(|(t, g), _| t != tenant || *g >= generation - 1);
+            m.retain(|(t, g, _), _| t != tenant || *g >= generation - 1);
             m.insert(key, t.clone());
         }
         t
@@ -230,6 +242,34 @@ impl Core {
             })
             .await?;
         Ok(zeroize::Zeroizing::new(embedding.0.clone()))
+    }
+
+    /// Loads the speaker engine: voice enrolment and decisions answer `model_unavailable`
+    /// without it.
+    pub fn set_voice(&mut self, engine: consentry_voice::VoiceEngine) {
+        self.voice = Some(Arc::new(engine));
+    }
+
+    /// A recording's speaker embedding, made off the async threads in the same slots as the
+    /// face work; wiped from memory when dropped.
+    pub(crate) async fn voice_probe(
+        &self,
+        audio: Vec<u8>,
+    ) -> Result<zeroize::Zeroizing<Vec<f32>>, CoreError> {
+        let voice = self.voice.clone().ok_or_else(|| {
+            CoreError::Face(consentry_face::FaceError::ModelUnavailable(
+                "the voice model is not loaded on this server".into(),
+            ))
+        })?;
+        let _permit = self
+            .face_slots
+            .acquire()
+            .await
+            .map_err(|e| CoreError::Internal(format!("engine closed: {e}")))?;
+        let embedding = tokio::task::spawn_blocking(move || voice.embed(&audio))
+            .await
+            .map_err(|e| CoreError::Internal(format!("voice task: {e}")))??;
+        Ok(zeroize::Zeroizing::new(embedding.0))
     }
 
     /// Runs face work on the blocking pool, at most one job per core at a time: more would only

@@ -53,6 +53,12 @@ pub enum CoreError {
     /// Bad arguments.
     #[error("{0}")]
     Invalid(String),
+    /// The request's biometrics do not fit the purpose's modality policy.
+    #[error("{0}")]
+    ModalityPolicy(String),
+    /// The voice engine refused the recording.
+    #[error(transparent)]
+    Voice(#[from] consentry_voice::VoiceError),
     /// The face engine refused the image.
     #[error(transparent)]
     Face(#[from] FaceError),
@@ -93,6 +99,8 @@ impl HasErrorCode for CoreError {
             CoreError::PurposeRequired => ErrorCode::PurposeRequired,
             CoreError::TooManyAttempts => ErrorCode::TooManyAttempts,
             CoreError::Face(e) => e.code(),
+            CoreError::Voice(e) => e.code(),
+            CoreError::ModalityPolicy(_) => ErrorCode::ModalityPolicy,
             CoreError::Vault(e) => e.code(),
             CoreError::Index(_) | CoreError::Internal(_) => ErrorCode::Internal,
             CoreError::Db(_) => ErrorCode::StorageUnavailable,

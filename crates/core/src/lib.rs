@@ -19,6 +19,7 @@ mod actions;
 mod audit;
 mod core;
 mod error;
+mod fusion;
 mod gallery;
 mod keys;
 mod model;
@@ -44,14 +45,16 @@ pub use crate::actions::rotation::Rotation;
 pub use crate::actions::self_service::{
     CredentialInfo, PassInfo, SelfExport, SelfPrincipal, SelfView, TemplateInfo,
 };
+pub use crate::actions::verification::Probes;
 pub use crate::audit::{origin as audit_origin, Access, MAX_ENTRIES_PER_READ};
 pub use crate::core::{new_id, Core};
 pub use error::CoreError;
+pub use fusion::Fusion;
 pub use keys::Keyring;
 #[cfg(feature = "pkcs11")]
 pub use keys::TokenConfig;
 pub use model::{
-    ConsentView, Credential, Decision, Identification, Principal, Purpose, Role, SubjectView,
-    MAX_PURPOSE_CHARS,
+    ConsentView, Credential, Decision, Identification, Modality, Principal, Purpose, Role,
+    SubjectView, MAX_PURPOSE_CHARS,
 };
 pub use receipt::ConsentReceipt;

@@ -159,6 +159,88 @@ pub struct Decision {
     pub allow: bool,
     /// A liveness result was required and checked (and its face matched the probe).
     pub liveness: bool,
+    /// The face was compared.
+    pub face: bool,
+    /// The voice was compared.
+    pub voice: bool,
+}
+
+impl Decision {
+    /// The checks the decision rests on, for the caller: `face`, `voice`, `liveness`.
+    pub fn checks(&self) -> Vec<&'static str> {
+        [
+            (self.face, "face"),
+            (self.voice, "voice"),
+            (self.liveness, "liveness"),
+        ]
+        .into_iter()
+        .filter_map(|(ran, name)| ran.then_some(name))
+        .collect()
+    }
+}
+
+/// Which biometrics a purpose's decisions need (the tenant's modality policy).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Modality {
+    /// The face alone (the default).
+    Face,
+    /// The voice alone (verification only).
+    Voice,
+    /// Both, every time: each must clear its floor and the two scores together the fused
+    /// threshold (see `fusion`).
+    FaceAndVoice,
+    /// Either; both together are fused (verification only).
+    FaceOrVoice,
+}
+
+impl Modality {
+    /// The stored name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Modality::Face => "face",
+            Modality::Voice => "voice",
+            Modality::FaceAndVoice => "face_and_voice",
+            Modality::FaceOrVoice => "face_or_voice",
+        }
+    }
+
+    /// Parses `face`, `voice`, `face_and_voice` or `face_or_voice`.
+    pub fn parse(s: &str) -> Result<Modality, CoreError> {
+        match s {
+            "face" => Ok(Modality::Face),
+            "voice" => Ok(Modality::Voice),
+            "face_and_voice" => Ok(Modality::FaceAndVoice),
+            "face_or_voice" => Ok(Modality::FaceOrVoice),
+            _ => Err(CoreError::Invalid(
+                "modality must be face, voice, face_and_voice or face_or_voice".into(),
+            )),
+        }
+    }
+
+    /// Which of the probes a request carries this policy uses: `(face, voice)`, or
+    /// `modality_policy` when one it needs is missing or one it does not take is there.
+    pub(crate) fn select(self, face: bool, voice: bool) -> Result<(bool, bool), CoreError> {
+        let ok = match self {
+            Modality::Face => face && !voice,
+            Modality::Voice => voice && !face,
+            Modality::FaceAndVoice => face && voice,
+            Modality::FaceOrVoice => face || voice,
+        };
+        if ok {
+            Ok((face, voice))
+        } else {
+            let had = match (face, voice) {
+                (true, true) => "a face and a voice",
+                (true, false) => "a face only",
+                (false, true) => "a voice only",
+                (false, false) => "neither a face nor a voice",
+            };
+            Err(CoreError::ModalityPolicy(format!(
+                "this purpose's policy is {}; the request had {had}",
+                self.as_str()
+            )))
+        }
+    }
 }
 
 /// A 1:N decision: the subject when the face matched one of the tenant's consenting, enrolled
@@ -180,10 +262,12 @@ pub struct SubjectView {
     pub created_at: i64,
     /// Every consent, active or withdrawn.
     pub consents: Vec<ConsentView>,
-    /// Live templates enrolled for access.
+    /// Live face templates enrolled for access.
     pub access_templates: i64,
-    /// Live templates enrolled for verification.
+    /// Live face templates enrolled for verification.
     pub verification_templates: i64,
+    /// Live voice templates (access and verification).
+    pub voice_templates: i64,
     /// Live templates made by another face model than the one running: they never match, and
     /// the person needs enrolling again to use the face.
     pub other_model_templates: i64,

@@ -200,13 +200,15 @@ pub(crate) async fn image_body(headers: &HeaderMap, Body(body): Body) -> Result<
     Ok(body.to_vec())
 }
 
-/// The most parts a multipart image upload may have before its `image` part.
+/// The most parts a multipart upload may have.
 const MAX_PARTS: usize = 8;
 
-async fn multipart_image(
+/// The `image` (or `file`) and `audio` parts of a multipart body; at most [`MAX_PARTS`] parts
+/// are read, and one part of each kind.
+async fn multipart_parts(
     headers: &HeaderMap,
     body: axum::body::Bytes,
-) -> Result<Vec<u8>, ApiError> {
+) -> Result<(Option<Vec<u8>>, Option<Vec<u8>>), ApiError> {
     let bad = |m: &'static str| ApiError::new(ErrorCode::InvalidRequest, m);
     let raw = headers
         .get(header::CONTENT_TYPE)
@@ -216,6 +218,7 @@ async fn multipart_image(
         multer::parse_boundary(raw).map_err(|_| bad("a multipart body needs its boundary"))?;
     let stream = futures_util::stream::once(async move { Ok::<_, std::convert::Infallible>(body) });
     let mut parts = multer::Multipart::new(stream, boundary);
+    let (mut image, mut audio) = (None, None);
     for _ in 0..MAX_PARTS {
         let Some(field) = parts
             .next_field()
@@ -224,15 +227,103 @@ async fn multipart_image(
         else {
             break;
         };
-        if matches!(field.name(), Some("image" | "file")) {
-            return field
+        let slot = match field.name() {
+            Some("image" | "file") => &mut image,
+            Some("audio") => &mut audio,
+            _ => continue,
+        };
+        if slot.is_some() {
+            return Err(bad(
+                "a multipart upload has one image part and one audio part",
+            ));
+        }
+        *slot = Some(
+            field
                 .bytes()
                 .await
                 .map(|b| b.to_vec())
-                .map_err(|_| bad("malformed multipart body"));
-        }
+                .map_err(|_| bad("malformed multipart body"))?,
+        );
     }
-    Err(bad("a multipart upload needs a part named `image`"))
+    Ok((image, audio))
+}
+
+async fn multipart_image(
+    headers: &HeaderMap,
+    body: axum::body::Bytes,
+) -> Result<Vec<u8>, ApiError> {
+    multipart_parts(headers, body).await?.0.ok_or_else(|| {
+        ApiError::new(
+            ErrorCode::InvalidRequest,
+            "a multipart upload needs a part named `image`",
+        )
+    })
+}
+
+/// Content types an audio body may come with; the bytes' own signature decides (WAV or FLAC,
+/// else `not_audio`).
+pub(crate) fn is_audio_type(content_type: &str) -> bool {
+    matches!(
+        content_type.to_ascii_lowercase().as_str(),
+        "audio/wav"
+            | "audio/x-wav"
+            | "audio/wave"
+            | "audio/vnd.wave"
+            | "audio/flac"
+            | "audio/x-flac"
+            | "application/octet-stream"
+    )
+}
+
+/// An audio body: the whole body (`audio/wav`, `audio/flac`, `application/octet-stream`), or
+/// the part named `audio` of a `multipart/form-data` body.
+pub(crate) async fn audio_body(headers: &HeaderMap, Body(body): Body) -> Result<Vec<u8>, ApiError> {
+    let kind = content_type(headers);
+    if kind.eq_ignore_ascii_case("multipart/form-data") {
+        return multipart_parts(headers, body).await?.1.ok_or_else(|| {
+            ApiError::new(
+                ErrorCode::InvalidRequest,
+                "a multipart upload needs a part named `audio`",
+            )
+        });
+    }
+    if !is_audio_type(kind) {
+        return Err(ApiError::new(
+            ErrorCode::UnsupportedAudio,
+            "send the recording as audio/wav, audio/flac or application/octet-stream, or as the \
+             `audio` part of multipart/form-data",
+        ));
+    }
+    Ok(body.to_vec())
+}
+
+/// What a decision was given: a photo body, a recording body (an audio type), or a multipart
+/// form with an `image` part, an `audio` part or both.
+pub(crate) async fn probes_body(
+    headers: &HeaderMap,
+    body: Body,
+) -> Result<consentry_core::Probes, ApiError> {
+    let kind = content_type(headers).to_ascii_lowercase();
+    if kind == "multipart/form-data" {
+        let (image, audio) = multipart_parts(headers, body.0).await?;
+        if image.is_none() && audio.is_none() {
+            return Err(ApiError::new(
+                ErrorCode::InvalidRequest,
+                "a multipart upload needs a part named `image` or `audio`",
+            ));
+        }
+        return Ok(consentry_core::Probes { image, audio });
+    }
+    if kind.starts_with("audio/") {
+        return Ok(consentry_core::Probes {
+            image: None,
+            audio: Some(audio_body(headers, body).await?),
+        });
+    }
+    Ok(consentry_core::Probes {
+        image: Some(image_body(headers, body).await?),
+        audio: None,
+    })
 }
 
 /// The OpenAPI schema of a multipart image upload.
@@ -242,6 +333,28 @@ pub(crate) struct ImageUpload {
     /// The JPEG or PNG file.
     #[schema(value_type = String, format = Binary)]
     image: Vec<u8>,
+}
+
+/// The OpenAPI schema of a multipart audio upload.
+#[derive(utoipa::ToSchema)]
+#[allow(dead_code)]
+pub(crate) struct AudioUpload {
+    /// The WAV or FLAC recording.
+    #[schema(value_type = String, format = Binary)]
+    audio: Vec<u8>,
+}
+
+/// The OpenAPI schema of a decision's multipart upload: a photo, a recording, or both, as the
+/// purpose's modality policy says.
+#[derive(utoipa::ToSchema)]
+#[allow(dead_code)]
+pub(crate) struct ProbesUpload {
+    /// The JPEG or PNG photo.
+    #[schema(value_type = Option<String>, format = Binary)]
+    image: Option<Vec<u8>>,
+    /// The WAV or FLAC recording.
+    #[schema(value_type = Option<String>, format = Binary)]
+    audio: Option<Vec<u8>>,
 }
 
 /// JSON body with malformed input mapped to `invalid_request`.

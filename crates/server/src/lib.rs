@@ -16,10 +16,16 @@
 //! - `DELETE /api/v1/subjects/{id}/consents/{cid}`: withdraws; the last consent for a purpose
 //!   takes that purpose's templates with it
 //! - `POST /api/v1/subjects/{id}/faces?purpose=…` (image) → `{"template_id"}`
-//! - `POST /api/v1/verify?subject={id}` (image) → `{"decision": "allow"|"deny"}`
-//! - `POST /api/v1/identify` (image) → `{"decision": "allow"|"deny", "subject": id|null}`
+//! - `POST /api/v1/subjects/{id}/voices?purpose=…` (WAV or FLAC) → `{"template_id"}`
+//! - `POST /api/v1/verify?subject={id}` (image, or multipart `image` and/or `audio` as the
+//!   verification purpose's modality policy says) → `{"decision": "allow"|"deny", "checks"}`;
+//!   `POST /api/v1/verify/voice?subject={id}` (WAV or FLAC)
+//! - `POST /api/v1/identify` (image, with an `audio` part under `face_and_voice`) →
+//!   `{"decision": "allow"|"deny", "subject": id|null}`
+//! - `PUT /api/v1/modality/policy` `{"purpose", "modality"}` (admins); `GET …?purpose=`
 //! - `POST /api/v1/subjects/{id}/credentials` `{"card"}` or `{"pin"}` → `{"id"}`
-//! - `POST /api/v1/access/decide`: a face (image body), `{"card"}` or `{"pin"}` →
+//! - `POST /api/v1/access/decide`: a face (image body; multipart with `audio` under
+//!   `face_and_voice`), `{"card"}` or `{"pin"}` →
 //!   `{"decision", "subject"}`, the same shape for each
 //! - `POST /api/v1/keys` `{"role", "expires_in_days"?, "site"?}` → `{"id", "key"}`;
 //!   `GET /api/v1/keys`; `DELETE /api/v1/keys/{id}` (revoke); `POST /api/v1/keys/{id}/rotate`;
@@ -73,7 +79,7 @@ pub use observe::REQUEST_ID;
 pub use openapi::ApiDoc;
 
 use routes::{
-    audit, consents, credentials, decisions, faces, keys, links, liveness, passes, subjects,
+    audit, consents, credentials, decisions, faces, keys, links, liveness, passes, subjects, voices,
 };
 
 /// Largest image body accepted.
@@ -171,7 +177,9 @@ pub fn router_with(core: Arc<Core>, options: &Options) -> Router {
             delete(consents::withdraw_consent),
         )
         .route("/api/v1/subjects/{id}/faces", post(faces::enrol_face))
+        .route("/api/v1/subjects/{id}/voices", post(voices::enrol_voice))
         .route("/api/v1/verify", post(decisions::verify_face))
+        .route("/api/v1/verify/voice", post(voices::verify_voice))
         .route("/api/v1/identify", post(decisions::identify_face))
         .route(
             "/api/v1/subjects/{id}/credentials",
@@ -210,6 +218,10 @@ pub fn router_with(core: Arc<Core>, options: &Options) -> Router {
             post(liveness::answer),
         )
         .route("/api/v1/liveness/policy", put(liveness::set_policy))
+        .route(
+            "/api/v1/modality/policy",
+            put(voices::set_policy).get(voices::get_policy),
+        )
         .route("/api/v1/quality", post(faces::frame_check))
         .route("/api/v1/audit/checkpoint", get(audit::checkpoint))
         .route("/api/v1/audit/entries", get(audit::entries))

@@ -1,7 +1,7 @@
 //! `GET /openapi.json`: generated from the handlers' annotations.
 
 use crate::routes::{
-    audit, consents, credentials, decisions, faces, keys, links, liveness, passes, subjects,
+    audit, consents, credentials, decisions, faces, keys, links, liveness, passes, subjects, voices,
 };
 use crate::ErrorResponse;
 
@@ -17,8 +17,9 @@ use crate::ErrorResponse;
         keys::revoke_key, keys::rotate_key, keys::reinstate_key, links::mint_link, links::use_link,
         links::subject_token, passes::issue_pass, passes::qr_svg, passes::qr_png,
         passes::revoke_pass, passes::rotate_key, passes::trust, passes::revocations,
-        passes::check_in, liveness::challenge, liveness::answer, liveness::set_policy),
-    components(schemas(ErrorResponse, crate::extract::ImageUpload, consents::ConsentRequest, credentials::CredentialRequest, keys::NewKeyRequest, links::LinkRequest, passes::PassRequest, passes::CheckInRequest, liveness::ChallengeRequest, liveness::AnswerRequest, liveness::FrameRequest, liveness::PolicyRequest)),
+        passes::check_in, liveness::challenge, liveness::answer, liveness::set_policy,
+        voices::enrol_voice, voices::verify_voice, voices::set_policy, voices::get_policy),
+    components(schemas(ErrorResponse, crate::extract::ImageUpload, crate::extract::AudioUpload, crate::extract::ProbesUpload, voices::ModalityRequest, consents::ConsentRequest, credentials::CredentialRequest, keys::NewKeyRequest, links::LinkRequest, passes::PassRequest, passes::CheckInRequest, liveness::ChallengeRequest, liveness::AnswerRequest, liveness::FrameRequest, liveness::PolicyRequest)),
     modifiers(&BearerAuth)
 )]
 pub struct ApiDoc;

@@ -41,6 +41,23 @@ async fn call(
     )
 }
 
+/// A `multipart/form-data` body (boundary `XyZ`) of named parts.
+fn form(parts: &[(&str, &[u8])]) -> Vec<u8> {
+    let mut body = Vec::new();
+    for (name, bytes) in parts {
+        body.extend_from_slice(
+            format!(
+                "--XyZ\r\nContent-Disposition: form-data; name=\"{name}\"; filename=\"{name}\"\r\nContent-Type: application/octet-stream\r\n\r\n"
+            )
+            .as_bytes(),
+        );
+        body.extend_from_slice(bytes);
+        body.extend_from_slice(b"\r\n");
+    }
+    body.extend_from_slice(b"--XyZ--\r\n");
+    body
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_api_on_both_backends() {
     let scratch = Scratch::new("server").await;
@@ -179,21 +196,6 @@ async fn the_api_on_both_backends() {
         }
         // A multipart/form-data upload (what most clients and generated clients send): the
         // `image` part is the photo, other parts are ignored; without one, a clear refusal.
-        let form = |parts: &[(&str, &[u8])]| {
-            let mut body = Vec::new();
-            for (name, bytes) in parts {
-                body.extend_from_slice(
-                    format!(
-                        "--XyZ\r\nContent-Disposition: form-data; name=\"{name}\"; filename=\"p.jpg\"\r\nContent-Type: image/jpeg\r\n\r\n"
-                    )
-                    .as_bytes(),
-                );
-                body.extend_from_slice(bytes);
-                body.extend_from_slice(b"\r\n");
-            }
-            body.extend_from_slice(b"--XyZ--\r\n");
-            body
-        };
         let multipart = Some("multipart/form-data; boundary=XyZ");
         let probe = photo("obama2.jpg");
         let stranger = photo("biden.jpg");
@@ -496,10 +498,22 @@ async fn every_endpoint_allows_exactly_the_roles_in_the_table() {
             burst_floor: 1_000_000,
             ..consentry_core::AbuseRules::default()
         });
+        core.set_voice(consentry_testkit::voice_engine());
         let core = Arc::new(core);
         let (tenant, admin_key) = core.bootstrap_tenant("Roles").await.unwrap();
         let (_, foreign_key) = core.bootstrap_tenant("Foreign").await.unwrap();
         let admin = core.authenticate(&admin_key).await.unwrap();
+        // Verification by face or voice in both tenants, so both verify endpoints decide.
+        for key in [&admin_key, &foreign_key] {
+            let p = core.authenticate(key).await.unwrap();
+            core.set_modality_policy(
+                &p,
+                Purpose::Verification,
+                consentry_core::Modality::FaceOrVoice,
+            )
+            .await
+            .unwrap();
+        }
         let mut role_keys = vec![("admin", admin_key.clone())];
         for (name, role) in [
             ("operator", Role::Operator),
@@ -557,6 +571,28 @@ async fn every_endpoint_allows_exactly_the_roles_in_the_table() {
                 "obama.jpg",
                 MANAGE,
             ),
+            (
+                "POST",
+                "/api/v1/subjects/{s}/voices?purpose=access",
+                "audio/flac",
+                "1688-142285-0004.flac",
+                MANAGE,
+            ),
+            (
+                "POST",
+                "/api/v1/verify/voice?subject={s}",
+                "audio/flac",
+                "1688-142285-0005.flac",
+                DECIDE,
+            ),
+            (
+                "PUT",
+                "/api/v1/modality/policy",
+                "application/json",
+                r#"{"purpose":"verification","modality":"face_or_voice"}"#,
+                ADMIN,
+            ),
+            ("GET", "/api/v1/modality/policy?purpose=access", "", "", ALL),
             (
                 "POST",
                 "/api/v1/subjects/{s}/credentials",
@@ -724,6 +760,7 @@ async fn every_endpoint_allows_exactly_the_roles_in_the_table() {
                         format!(r#"{{"pin":"{n}"}}"#).into_bytes()
                     }
                     b if b.ends_with(".jpg") => photo(b),
+                    b if b.ends_with(".flac") => consentry_testkit::voice_clip(b),
                     b => b.replace("{s}", &s).replace("{P}", &pass.pass).into_bytes(),
                 };
                 let auth = format!("Bearer {key}");
@@ -1596,5 +1633,252 @@ async fn liveness_challenge_answer_and_token_over_http() {
     )
     .await;
     assert_eq!(st, StatusCode::BAD_REQUEST);
+    scratch.finish().await;
+}
+
+/// A 16 kHz mono 16-bit WAV of `seconds` of silence.
+fn silent_wav(seconds: u32) -> Vec<u8> {
+    let data = 16_000 * 2 * seconds;
+    let mut w = Vec::new();
+    w.extend_from_slice(b"RIFF");
+    w.extend_from_slice(&(36 + data).to_le_bytes());
+    w.extend_from_slice(b"WAVEfmt ");
+    w.extend_from_slice(&16u32.to_le_bytes());
+    w.extend_from_slice(&1u16.to_le_bytes());
+    w.extend_from_slice(&1u16.to_le_bytes());
+    w.extend_from_slice(&16_000u32.to_le_bytes());
+    w.extend_from_slice(&32_000u32.to_le_bytes());
+    w.extend_from_slice(&2u16.to_le_bytes());
+    w.extend_from_slice(&16u16.to_le_bytes());
+    w.extend_from_slice(b"data");
+    w.extend_from_slice(&data.to_le_bytes());
+    w.resize(w.len() + data as usize, 0);
+    w
+}
+
+/// Voice over HTTP: enrolment (a body or a multipart part), the audio codes, the modality
+/// policy, and decisions that take a photo and a recording in one multipart form.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn voice_enrolment_policy_and_fused_decisions_over_http() {
+    use consentry_core::Purpose;
+    use consentry_testkit::voice_clip;
+    let scratch = Scratch::new("server_voice").await;
+    let url = scratch.sqlite_url("voice");
+    let (mut core, _db) = core_at(&scratch, &url).await;
+    core.set_voice(consentry_testkit::voice_engine());
+    let core = Arc::new(core);
+    let (_, key) = core.bootstrap_tenant("Voice").await.unwrap();
+    let admin = core.authenticate(&key).await.unwrap();
+    let (_, device) = core
+        .issue_key(
+            &admin,
+            &consentry_core::KeyRequest::role(consentry_core::Role::Device),
+        )
+        .await
+        .unwrap();
+    let s = core.create_subject(&admin).await.unwrap();
+    for purpose in [Purpose::Verification, Purpose::Access] {
+        core.grant_consent(&admin, &s, purpose, 30).await.unwrap();
+    }
+    let app = consentry_server::router(core.clone());
+    let k = Some(key.as_str());
+    let multipart = Some("multipart/form-data; boundary=XyZ");
+    let json = Some("application/json");
+    let enrolled = voice_clip("1688-142285-0004.flac");
+    let same = voice_clip("1688-142285-0005.flac");
+    let other = voice_clip("2033-164914-0004.flac");
+
+    // Enrolment: the `audio` part of a form, or the body; the first gives the person's token.
+    let voices = |purpose: &str| format!("/api/v1/subjects/{s}/voices?purpose={purpose}");
+    let (st, v) = call(
+        &app,
+        "POST",
+        &voices("verification"),
+        k,
+        multipart,
+        form(&[("audio", &enrolled)]),
+    )
+    .await;
+    assert_eq!(st, StatusCode::CREATED, "{v}");
+    assert_eq!(v["checks"], serde_json::json!(["voice"]));
+    assert!(v["subject_token"].as_str().unwrap().starts_with("st_"));
+    let (st, v) = call(
+        &app,
+        "POST",
+        &voices("access"),
+        k,
+        Some("audio/flac"),
+        enrolled.clone(),
+    )
+    .await;
+    assert_eq!(st, StatusCode::CREATED, "{v}");
+    assert!(v["subject_token"].is_null());
+    // What is not a usable recording, each with its code and status.
+    for (ct, body, status, code) in [
+        (
+            "audio/wav",
+            b"not a recording".to_vec(),
+            StatusCode::BAD_REQUEST,
+            "not_audio",
+        ),
+        (
+            "text/plain",
+            enrolled.clone(),
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "unsupported_audio",
+        ),
+        (
+            "audio/wav",
+            silent_wav(1),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "audio_too_short",
+        ),
+        (
+            "audio/wav",
+            silent_wav(31),
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "audio_too_long",
+        ),
+    ] {
+        let (st, v) = call(&app, "POST", &voices("access"), k, Some(ct), body).await;
+        assert_eq!((st, v["code"].as_str()), (status, Some(code)), "{ct}: {v}");
+    }
+
+    // The policy: set by an admin, read by any key (a kiosk asks what to capture).
+    for (purpose, modality) in [
+        ("verification", "face_and_voice"),
+        ("access", "face_and_voice"),
+    ] {
+        let body = format!(r#"{{"purpose":"{purpose}","modality":"{modality}"}}"#);
+        let (st, v) = call(&app, "PUT", "/api/v1/modality/policy", k, json, body.into()).await;
+        assert_eq!(st, StatusCode::OK, "{v}");
+    }
+    let (st, v) = call(
+        &app,
+        "PUT",
+        "/api/v1/modality/policy",
+        k,
+        json,
+        br#"{"purpose":"access","modality":"voice"}"#.to_vec(),
+    )
+    .await;
+    assert_eq!(
+        (st, v["code"].as_str()),
+        (StatusCode::BAD_REQUEST, Some("invalid_request"))
+    );
+    let (st, v) = call(
+        &app,
+        "GET",
+        "/api/v1/modality/policy?purpose=verification",
+        Some(&device),
+        None,
+        vec![],
+    )
+    .await;
+    assert_eq!(
+        (st, v["modality"].as_str()),
+        (StatusCode::OK, Some("face_and_voice"))
+    );
+
+    // The face joins; decisions take both in one form, and say what ran.
+    for purpose in ["verification", "access"] {
+        let (st, v) = call(
+            &app,
+            "POST",
+            &format!("/api/v1/subjects/{s}/faces?purpose={purpose}"),
+            k,
+            Some("image/jpeg"),
+            photo("obama.jpg"),
+        )
+        .await;
+        assert_eq!(st, StatusCode::CREATED, "{v}");
+    }
+    let probe = photo("obama2.jpg");
+    let verify = format!("/api/v1/verify?subject={s}");
+    let d = Some(device.as_str());
+    let (st, v) = call(
+        &app,
+        "POST",
+        &verify,
+        d,
+        multipart,
+        form(&[("image", &probe), ("audio", &same)]),
+    )
+    .await;
+    assert_eq!(
+        (st, v["decision"].as_str()),
+        (StatusCode::OK, Some("allow")),
+        "{v}"
+    );
+    assert_eq!(v["checks"], serde_json::json!(["face", "voice"]));
+    let (st, v) = call(
+        &app,
+        "POST",
+        &verify,
+        d,
+        multipart,
+        form(&[("image", &probe), ("audio", &other)]),
+    )
+    .await;
+    assert_eq!(
+        (st, v["decision"].as_str()),
+        (StatusCode::OK, Some("deny")),
+        "{v}"
+    );
+    for (ct, body) in [
+        (Some("image/jpeg"), probe.clone()),
+        (Some("audio/flac"), same.clone()),
+    ] {
+        let (st, v) = call(&app, "POST", &verify, d, ct, body).await;
+        assert_eq!(
+            (st, v["code"].as_str()),
+            (StatusCode::BAD_REQUEST, Some("modality_policy")),
+            "{v}"
+        );
+    }
+    let (st, v) = call(
+        &app,
+        "POST",
+        &format!("/api/v1/verify/voice?subject={s}"),
+        d,
+        Some("audio/flac"),
+        same.clone(),
+    )
+    .await;
+    assert_eq!(
+        (st, v["code"].as_str()),
+        (StatusCode::BAD_REQUEST, Some("modality_policy")),
+        "{v}"
+    );
+    let (st, v) = call(
+        &app,
+        "POST",
+        "/api/v1/access/decide",
+        d,
+        multipart,
+        form(&[("image", &probe), ("audio", &same)]),
+    )
+    .await;
+    assert_eq!(
+        (st, v["subject"].as_str()),
+        (StatusCode::OK, Some(s.as_str())),
+        "{v}"
+    );
+    assert_eq!(v["checks"], serde_json::json!(["face", "voice"]));
+    let (st, v) = call(
+        &app,
+        "POST",
+        "/api/v1/access/decide",
+        d,
+        multipart,
+        form(&[("image", &probe), ("audio", &other)]),
+    )
+    .await;
+    assert_eq!(
+        (st, v["decision"].as_str()),
+        (StatusCode::OK, Some("deny")),
+        "{v}"
+    );
+    assert!(v["subject"].is_null());
     scratch.finish().await;
 }

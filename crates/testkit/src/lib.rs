@@ -42,6 +42,21 @@ pub fn photo(name: &str) -> Vec<u8> {
     std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
 }
 
+/// The speaker engine with the shipped model (each call loads one: `Core::set_voice` takes it).
+pub fn voice_engine() -> consentry_voice::VoiceEngine {
+    consentry_voice::VoiceEngine::load(&consentry_face::runtime::Assets::locate(), 1)
+        .unwrap_or_else(|e| panic!("{e}: run python3 setup/fetch.py"))
+}
+
+/// A committed recording's bytes (tests/fixtures/voice: LibriSpeech, CC BY 4.0; 1688-… are
+/// one speaker, 2033-… another).
+pub fn voice_clip(name: &str) -> Vec<u8> {
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../../tests/fixtures/voice")
+        .join(name);
+    std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
 /// PostgreSQL for tests: `CONSENTRY_TEST_PG_URL`, default the local `test` database.
 pub fn pg_url() -> String {
     std::env::var("CONSENTRY_TEST_PG_URL")

@@ -85,6 +85,9 @@ catalogue! {
     /// This purpose needs a fresh liveness result (`X-Consentry-Liveness`) for this subject,
     /// and the request has none, or one that is used, expired or for someone else.
     LivenessRequired => ("liveness_required", Input, 403),
+    /// The tenant's policy for this purpose needs other biometrics than the request carries
+    /// (say face and voice, and only a face was sent), or forbids one it carries.
+    ModalityPolicy => ("modality_policy", Input, 400),
     /// The API key's role may not do this.
     Forbidden => ("forbidden", Input, 403),
     /// No such record in the caller's tenant (the same answer whether it exists elsewhere).

@@ -10,6 +10,11 @@ use crate::{fbank, VoiceError};
 pub const MODEL: &str = "models/campplus_cn_en_common.onnx";
 /// The template model name recorded with voice templates.
 pub const MODEL_NAME: &str = "campplus_cn_en_common";
+/// Seconds of sound (above -50 dBFS) a recording must hold besides its length: a recording of
+/// silence is refused as too short rather than enrolled.
+pub const MIN_SOUND_SECONDS: f32 = 1.0;
+/// The embedding's length.
+pub const DIM: usize = 192;
 
 /// The cosine at or above which two recordings are taken for the same speaker: calibrated on
 /// the development recordings (docs/accuracy.md, "Voice"). CAM++ ends in a ReLU, so its
@@ -47,12 +52,14 @@ impl VoiceEngine {
         })
     }
 
-    /// Decodes a recording within the limits and refuses one that is too short.
+    /// Decodes a recording within the limits and refuses one that is too short, or that holds
+    /// less than [`MIN_SOUND_SECONDS`] of sound (silence, a muted microphone).
     pub fn decode(&self, bytes: &[u8]) -> Result<Audio, VoiceError> {
         let audio = Audio::decode(bytes, &self.limits)?;
-        if audio.seconds() < self.min_seconds {
+        let sound = audio.sound_seconds();
+        if audio.seconds() < self.min_seconds || sound < MIN_SOUND_SECONDS.min(self.min_seconds) {
             return Err(VoiceError::TooShort {
-                seconds: audio.seconds(),
+                seconds: audio.seconds().min(sound),
                 min: self.min_seconds,
             });
         }

@@ -12,5 +12,5 @@ pub mod error;
 pub mod fbank;
 
 pub use audio::{Audio, AudioLimits};
-pub use engine::{VoiceEmbedding, VoiceEngine, DEFAULT_THRESHOLD};
+pub use engine::{VoiceEmbedding, VoiceEngine, DEFAULT_THRESHOLD, DIM, MODEL_NAME};
 pub use error::VoiceError;

@@ -89,6 +89,18 @@ fn short_long_and_non_audio_are_refused_with_their_codes() {
         e.embed(&short).unwrap_err().code(),
         ErrorCode::AudioTooShort
     );
+    // Ten seconds of silence, and of a hiss far under any voice, are not a voice: refused as
+    // too short (0 s of sound), never embedded. The same length of speech is taken.
+    for level in [0.0, 0.001] {
+        let quiet: Vec<f32> = (0..16_000 * 10)
+            .map(|i| if i % 2 == 0 { level } else { -level })
+            .collect();
+        let err = e.embed(&wav(&quiet, 16_000, 1)).unwrap_err();
+        assert_eq!(err.code(), ErrorCode::AudioTooShort, "{level}");
+        assert!(err.to_string().starts_with("0.0 s"), "{err}");
+    }
+    let sound = audio.sound_seconds();
+    assert!(sound > 2.0 && sound <= audio.seconds(), "{sound}");
     let mut long = audio.samples.clone();
     while long.len() < 16_000 * 31 {
         long.extend_from_slice(&audio.samples);

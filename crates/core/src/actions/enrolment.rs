@@ -99,8 +99,6 @@ impl Core {
                 engine.enrol(&img, &gate).map(|(face, _)| face.embedding)
             })
             .await?;
-        let template = new_id();
-        let t = now();
         let mut tx = self.db.begin_write().await?;
         // Re-checked inside the writing transaction: a consent withdrawn meanwhile wins.
         let retention = retention.min(
@@ -111,18 +109,96 @@ impl Core {
         let liveness = self
             .check_liveness(&mut tx, p, subject, purpose, &embedding.0)
             .await?;
-        let key = self.data_key(&mut tx, &p.tenant, subject).await?;
+        let template = self
+            .seal_template(
+                &mut tx,
+                p,
+                subject,
+                purpose,
+                retention,
+                &embedding.0,
+                self.template_model(),
+            )
+            .await?;
+        tx.commit().await?;
+        Ok((template, liveness))
+    }
+
+    /// Enrols one voice for a purpose the subject consented to: the recording (WAV or FLAC, at
+    /// least 3 s) is embedded, the embedding transformed with the tenant's secret, sealed under
+    /// the subject's data key and stored beside the face templates; the recording itself is
+    /// never written anywhere. A voice template never enters the face gallery: it is compared
+    /// only 1:1, with the subject a decision already names or the face already found.
+    pub async fn enrol_voice(
+        &self,
+        p: &Principal,
+        subject: &str,
+        purpose: Purpose,
+        audio: Vec<u8>,
+    ) -> Result<String, CoreError> {
+        p.require(&[Role::Admin, Role::Operator])?;
+        if !purpose.is_biometric() {
+            return Err(CoreError::Invalid(
+                "voices are enrolled for access or verification".into(),
+            ));
+        }
+        let mut tx = self.db.pool().begin().await?;
+        self.subject_in_tenant(&mut tx, &p.tenant, subject).await?;
+        let retention = self
+            .active_consent(&mut tx, &p.tenant, subject, purpose)
+            .await?;
+        tx.commit().await?;
+        let embedding = self.voice_probe(audio).await?;
+        let mut tx = self.db.begin_write().await?;
+        let retention = retention.min(
+            self.active_consent(&mut tx, &p.tenant, subject, purpose)
+                .await?,
+        );
+        let template = self
+            .seal_template(
+                &mut tx,
+                p,
+                subject,
+                purpose,
+                retention,
+                &embedding,
+                consentry_voice::MODEL_NAME,
+            )
+            .await?;
+        tx.commit().await?;
+        Ok(template)
+    }
+
+    /// Stores a new template inside `tx`: transformed in the tenant's current generation,
+    /// sealed under the subject's data key with its retention, added to the gallery's change
+    /// feed when it is a face for access, and logged. Returns its id.
+    #[allow(clippy::too_many_arguments)]
+    async fn seal_template(
+        &self,
+        tx: &mut crate::store::Conn,
+        p: &Principal,
+        subject: &str,
+        purpose: Purpose,
+        retention: i64,
+        raw: &[f32],
+        model: &str,
+    ) -> Result<String, CoreError> {
+        let template = new_id();
+        let t = now();
+        let key = self.data_key(tx, &p.tenant, subject).await?;
         // In the tenant's current transform generation, read in this transaction (a re-key
         // takes the write lock too, so the two never interleave).
-        let generation = store::tenants::transform_gen(&mut tx, &p.tenant).await?;
-        let protected = self.transform(&p.tenant, generation).apply(&embedding.0)?;
+        let generation = store::tenants::transform_gen(tx, &p.tenant).await?;
+        let protected = self
+            .transform(&p.tenant, generation, raw.len())
+            .apply(raw)?;
         let expires_at = t + retention.min(MAX_RETENTION_DAYS) * 86_400;
         let ctx = TemplateContext {
             tenant: &p.tenant,
             subject,
             template: &template,
             purpose: purpose.as_str(),
-            model: self.template_model(),
+            model,
             last_used_at: t,
             expires_at,
         };
@@ -130,20 +206,20 @@ impl Core {
             id: &template,
             subject,
             purpose: purpose.as_str(),
-            model: self.template_model(),
+            model,
             sealed: key.seal_template(ctx, &protected)?,
             created_at: t,
             expires_at,
         };
-        store::templates::insert(&mut tx, &p.tenant, row).await?;
-        if purpose == Purpose::Access {
-            store::gallery::record(&mut tx, &p.tenant, Op::Add, Some(&template), Some(subject))
-                .await?;
+        store::templates::insert(tx, &p.tenant, row).await?;
+        let face = model == self.template_model();
+        if purpose == Purpose::Access && face {
+            store::gallery::record(tx, &p.tenant, Op::Add, Some(&template), Some(subject)).await?;
         }
-        let r = Record::ok("enrol", Some(subject))
+        // The face's entries read as before; a voice's say so.
+        let r = Record::ok(if face { "enrol" } else { "enrol.voice" }, Some(subject))
             .detail(format!("purpose={} template={template}", purpose.as_str()));
-        audit::record(&mut tx, p, r).await?;
-        tx.commit().await?;
-        Ok((template, liveness))
+        audit::record(tx, p, r).await?;
+        Ok(template)
     }
 }

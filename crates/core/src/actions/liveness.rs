@@ -240,7 +240,9 @@ impl Core {
         let (token, token_expires_at, sealed) = if verdict.pass {
             let exp = t + TOKEN_SECONDS;
             let generation = store::tenants::transform_gen(&mut tx, &p.tenant).await?;
-            let protected = self.transform(&p.tenant, generation).apply(&face)?;
+            let protected = self
+                .transform(&p.tenant, generation, face.len())
+                .apply(&face)?;
             let key = DataKey::from_bytes(*self.keys.liveness_key(&p.tenant));
             let sealed =
                 key.seal_template(liveness_context(&p.tenant, &subject, &id, exp), &protected)?;
@@ -345,7 +347,9 @@ impl Core {
             .open_template(liveness_context(&p.tenant, subject, id, exp), &sealed)
             .map_err(|_| CoreError::LivenessRequired)?;
         let generation = store::tenants::transform_gen(c, &p.tenant).await?;
-        let probe = self.transform(&p.tenant, generation).apply(raw)?;
+        let probe = self
+            .transform(&p.tenant, generation, raw.len())
+            .apply(raw)?;
         let score: f32 = face.iter().zip(probe.iter()).map(|(a, b)| a * b).sum();
         if score < self.engine.default_threshold() {
             return Err(CoreError::LivenessRequired);

@@ -443,10 +443,6 @@ impl Core {
         self.tenant_exists(&mut tx, tenant).await?;
         let old_gen = store::tenants::transform_gen(&mut tx, tenant).await?;
         let new_gen = store::tenants::next_transform_gen(&mut tx, tenant).await?;
-        let (old, new) = (
-            self.transform(tenant, old_gen),
-            self.transform(tenant, new_gen),
-        );
         let rows = store::templates::of_tenant(&mut tx, tenant).await?;
         let mut moved = 0u64;
         let mut key: Option<(String, DataKey)> = None;
@@ -467,6 +463,11 @@ impl Core {
                 tracing::warn!("a template does not open; left as it is");
                 continue;
             };
+            // Each template in the transform of its own length (face or voice).
+            let (old, new) = (
+                self.transform(tenant, old_gen, t.len()),
+                self.transform(tenant, new_gen, t.len()),
+            );
             let raw = zeroize::Zeroizing::new(old.invert(&t)?);
             let sealed = k.seal_template(ctx, &new.apply(&raw)?)?;
             store::templates::reseal(&mut tx, tenant, &a.row.id, &a.row.sealed, sealed).await?;

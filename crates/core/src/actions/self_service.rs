@@ -46,8 +46,10 @@ pub struct TemplateInfo {
     pub id: String,
     /// `access` or `verification`.
     pub purpose: String,
-    /// The face model that made it.
+    /// The model that made it (a face model, or the voice's `campplus_cn_en_common`).
     pub model: String,
+    /// `face` or `voice`.
+    pub modality: &'static str,
     /// Unix seconds: when it was last used (or made).
     pub last_used_at: i64,
     /// Unix seconds: when the retention sweep deletes it.
@@ -138,6 +140,11 @@ impl Core {
             .map(|(row, _)| TemplateInfo {
                 id: row.id,
                 purpose: row.purpose,
+                modality: if row.model == consentry_voice::MODEL_NAME {
+                    "voice"
+                } else {
+                    "face"
+                },
                 model: row.model,
                 last_used_at: row.last_used_at,
                 expires_at: row.expires_at,

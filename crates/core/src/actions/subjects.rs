@@ -70,7 +70,11 @@ impl Core {
             t,
         )
         .await?;
-        let other = store::templates::count(&mut c, tenant, subject, None, model, false, t).await?;
+        let voice = consentry_voice::MODEL_NAME;
+        let voice_templates =
+            store::templates::count(&mut c, tenant, subject, None, voice, true, t).await?;
+        let other = store::templates::count(&mut c, tenant, subject, None, model, false, t).await?
+            - voice_templates;
         audit::record(&mut c, p, Record::ok("subject.read", Some(subject))).await?;
         c.commit().await?;
         Ok(SubjectView {
@@ -79,6 +83,7 @@ impl Core {
             consents,
             access_templates: access,
             verification_templates: verification,
+            voice_templates,
             other_model_templates: other,
         })
     }

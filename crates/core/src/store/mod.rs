@@ -18,6 +18,7 @@ pub(crate) mod kek_epochs;
 pub(crate) mod keys;
 pub(crate) mod links;
 pub(crate) mod liveness;
+pub(crate) mod modality;
 pub(crate) mod passes;
 pub(crate) mod subjects;
 pub(crate) mod templates;

@@ -221,27 +221,30 @@ pub(crate) async fn access_last_used(
     .transpose()
 }
 
-/// A subject's live verification templates of `model`, when its verification consent is active.
-pub(crate) async fn live_verification(
+/// A subject's live templates of `model` for `purpose`, when its consent for that purpose is
+/// active, newest first.
+pub(crate) async fn live_of_subject(
     c: &mut Conn,
     tenant: &str,
     subject: &str,
+    purpose: &str,
     model: &str,
     at: i64,
 ) -> Result<Vec<TemplateRow>, sqlx::Error> {
     sqlx::query(&format!(
         "SELECT {COLUMNS} FROM templates t \
          WHERE t.tenant_id = $1 AND t.subject_id = $2 \
-         AND t.purpose = 'verification' AND t.expires_at > $3 AND t.model = $4 \
+         AND t.purpose = $5 AND t.expires_at > $3 AND t.model = $4 \
          AND EXISTS (SELECT 1 FROM consents c \
          WHERE c.tenant_id = t.tenant_id AND c.subject_id = t.subject_id \
-         AND c.purpose = 'verification' AND c.withdrawn_at IS NULL) \
+         AND c.purpose = $5 AND c.withdrawn_at IS NULL) \
          ORDER BY t.created_at DESC, t.id"
     ))
     .bind(tenant)
     .bind(subject)
     .bind(at)
     .bind(model)
+    .bind(purpose)
     .fetch_all(c)
     .await?
     .into_iter()

@@ -60,27 +60,43 @@ pub(crate) async fn transform_gen(c: &mut Conn, id: &str) -> Result<i64, sqlx::E
         .map_or(Ok(0), |r| r.try_get("transform_gen"))
 }
 
-/// What a verification needs of its tenant, in one read: the transform's generation and
-/// whether `purpose` needs a liveness result.
-pub(crate) async fn verify_settings(
+/// What a decision needs of its tenant, in one read.
+pub(crate) struct DecisionSettings {
+    /// The generation of the tenant's template transform.
+    pub generation: i64,
+    /// Whether the purpose needs a liveness result.
+    pub liveness: bool,
+    /// The purpose's modality policy, when one was set.
+    pub modality: Option<String>,
+}
+
+/// What a decision for `purpose` needs of its tenant, in one read: the transform's generation,
+/// whether the purpose needs a liveness result, and its modality policy.
+pub(crate) async fn decision_settings(
     c: &mut Conn,
     id: &str,
     purpose: &str,
-) -> Result<(i64, bool), sqlx::Error> {
+) -> Result<DecisionSettings, sqlx::Error> {
     let row = sqlx::query(
-        "SELECT t.transform_gen, COALESCE(p.required, 0) AS required FROM tenants t \
-         LEFT JOIN liveness_policy p ON p.tenant_id = t.id AND p.purpose = $2 WHERE t.id = $1",
+        "SELECT t.transform_gen, COALESCE(p.required, 0) AS required, m.modality FROM tenants t \
+         LEFT JOIN liveness_policy p ON p.tenant_id = t.id AND p.purpose = $2 \
+         LEFT JOIN modality_policy m ON m.tenant_id = t.id AND m.purpose = $2 WHERE t.id = $1",
     )
     .bind(id)
     .bind(purpose)
     .fetch_optional(c)
     .await?;
     match row {
-        Some(r) => Ok((
-            r.try_get("transform_gen")?,
-            r.try_get::<i64, _>("required")? == 1,
-        )),
-        None => Ok((0, false)),
+        Some(r) => Ok(DecisionSettings {
+            generation: r.try_get("transform_gen")?,
+            liveness: r.try_get::<i64, _>("required")? == 1,
+            modality: r.try_get("modality")?,
+        }),
+        None => Ok(DecisionSettings {
+            generation: 0,
+            liveness: false,
+            modality: None,
+        }),
     }
 }
 

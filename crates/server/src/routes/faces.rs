@@ -12,7 +12,7 @@ use crate::{ApiError, AppState, ErrorResponse};
 
 #[derive(Deserialize)]
 pub(crate) struct PurposeQuery {
-    purpose: Option<String>,
+    pub(crate) purpose: Option<String>,
 }
 
 #[utoipa::path(post, path = "/api/v1/subjects/{id}/faces", tag = "faces", security(("bearer" = [])),

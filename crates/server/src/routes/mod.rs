@@ -11,3 +11,4 @@ pub(crate) mod links;
 pub(crate) mod liveness;
 pub(crate) mod passes;
 pub(crate) mod subjects;
+pub(crate) mod voices;

@@ -435,7 +435,11 @@ pub(crate) async fn me(State(s): State<AppState>, ctx: Ctx) -> Response {
             b,
             "<li>{}</li>",
             esc(&l.tf(
-                "me.template",
+                if tpl.modality == "voice" {
+                    "me.voice_template"
+                } else {
+                    "me.template"
+                },
                 &[
                     l.t(&format!("purpose.{}", tpl.purpose)),
                     &when(tpl.expires_at)
@@ -803,7 +807,7 @@ pub(crate) async fn admin_subject(
     let t = |k| l.t(k);
     let csrf = esc(ctx.csrf());
     let mut b = format!(
-        "<p><code>{}</code> · {}</p><ul><li>{}</li><li>{}</li></ul>",
+        "<p><code>{}</code> · {}</p><ul><li>{}</li><li>{}</li><li>{}</li></ul>",
         esc(&view.id),
         esc(&l.tf("admin.created_at", &[&when(view.created_at)])),
         esc(&l.tf(
@@ -813,6 +817,10 @@ pub(crate) async fn admin_subject(
         esc(&l.tf(
             "admin.templates_verification",
             &[&view.verification_templates.to_string()]
+        )),
+        esc(&l.tf(
+            "admin.templates_voice",
+            &[&view.voice_templates.to_string()]
         )),
     );
     let _ = write!(b, "<h2>{}</h2><ul>", t("me.consents"));
