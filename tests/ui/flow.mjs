@@ -2,7 +2,8 @@
 // Run by crates/server/tests/ui.rs, which starts the server and passes, in the environment:
 // BASE (the server's address), CHROMIUM (the browser), ADMIN_KEY, OPERATOR_KEY, DEVICE_KEY,
 // CAM_ENROL / CAM_SAME / CAM_OTHER (y4m clips for the fake camera: the person to enrol,
-// another photo of them, someone else) and SHOTS (where every page's screenshot goes).
+// another photo of them, someone else), MIC (a WAV of speech for the fake microphone) and
+// SHOTS (where every page's screenshot goes).
 //
 // The flow: sign-in pages in the browser's language and by the switch; a person enrolled
 // at the kiosk (consent screen, framing hints, capture, receipt and their own token); their
@@ -10,7 +11,8 @@
 // choice on the same screen; the liveness challenge screen when the policy asks for it (a
 // still photo fails it); the person's portal: their consent, what is held, who looked and
 // why, the export, the withdrawal; the face refused after it; the admin console: subjects,
-// keys, the audit log verified, with these events. Accessibility checks on every page:
+// keys, the audit log verified, with these events; last, a policy of face and voice: the
+// voice step at enrolment and the recording at the gate. Accessibility checks on every page:
 // labels, names, the language attribute, keyboard reach; no CSP violation anywhere.
 // Prints one JSON line at the end: what the Rust side checks in the database.
 import { chromium } from 'playwright-core';
@@ -36,12 +38,13 @@ function check(cond, what) {
   if (!cond) throw new Error('check failed: ' + what);
 }
 
-async function launch(cam) {
+async function launch(cam, mic) {
   const args = [...FLAGS];
   if (cam) {
     args.push('--use-fake-device-for-media-stream', '--use-fake-ui-for-media-stream',
       `--use-file-for-fake-video-capture=${cam}`);
   }
+  if (mic) args.push(`--use-file-for-fake-audio-capture=${mic}`, '--autoplay-policy=no-user-gesture-required');
   const b = await chromium.launch({ executablePath: need('CHROMIUM'), headless: true, args });
   browsers.push(b);
   return b;
@@ -444,6 +447,41 @@ async function main() {
     check(/deleted/i.test(await page.textContent('main')), 'the deletion is confirmed');
     check(dialogs.some((m) => /Delete everything about you/.test(m)), `asked before deleting: ${dialogs}`);
     await signInFails(page, token);
+  }
+
+  // ---- Face and voice: the tenant's verification policy needs both. The kiosk asks for the
+  // voice after the face at enrolment, and records it with the photo at the gate.
+  {
+    const set = await api('PUT', '/api/v1/modality/policy', need('ADMIN_KEY'), { purpose: 'verification', modality: 'face_and_voice' });
+    check(set.status === 200, `policy set: ${JSON.stringify(set)}`);
+    const b = await launch(need('CAM_ENROL'), need('MIC'));
+    const page = await open(b);
+    await signIn(page, 'kiosk', need('OPERATOR_KEY'));
+    await framed(page);
+    await page.click('#tab-enrol');
+    await page.check('input[name="purpose"][value="verification"]');
+    await page.click('#agree');
+    await page.waitForSelector('#capture:not([hidden])');
+    await page.click('#take');
+    await page.waitForSelector('#voice:not([hidden])', { timeout: 30000 });
+    await a11y(page, 'kiosk-voice');
+    await shot(page, 'kiosk-enrol-voice');
+    await page.click('#record-voice');
+    await page.waitForFunction(() => /\d/.test(document.getElementById('hint').textContent), null, { timeout: 10000 });
+    await shot(page, 'kiosk-enrol-speaking');
+    await page.waitForSelector('#done:not([hidden])', { timeout: 40000 });
+    const voiced = (await page.$$eval('#receipt dd', (dds) => dds.map((d) => d.textContent)))[0];
+    check(/^[0-9a-f]{32}$/.test(voiced), `enrolled with a voice: ${voiced}`);
+    summary.voice_subject = voiced;
+
+    const gateB = await launch(need('CAM_SAME'), need('MIC'));
+    const g = await open(gateB);
+    await signIn(g, 'kiosk', need('DEVICE_KEY'));
+    await framed(g);
+    await g.fill('#claim', voiced);
+    const rv = await result(g, () => g.click('#look'));
+    check(rv.kind === 'allow', `face and voice allowed: ${JSON.stringify(rv)}`);
+    await shot(g, 'kiosk-face-voice-allow');
   }
 
   check(problems.length === 0, `problems:\n${problems.join('\n')}`);

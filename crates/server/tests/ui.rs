@@ -129,7 +129,9 @@ async fn the_web_ui_in_a_real_browser() {
     let url = scratch.sqlite_url("ui");
     let db = Db::open(&url).await.unwrap();
     let (keys, _) = Keyring::open(&scratch.key_dir("ui")).unwrap();
-    let core = Arc::new(Core::new(db.clone(), engine(), keys).await.unwrap());
+    let mut core = Core::new(db.clone(), engine(), keys).await.unwrap();
+    core.set_voice(consentry_testkit::voice_engine());
+    let core = Arc::new(core);
     let (tenant, admin_key) = core.bootstrap_tenant("Browser test").await.unwrap();
     let admin = core.authenticate(&admin_key).await.unwrap();
     let (_, operator_key) = core
@@ -200,6 +202,12 @@ async fn the_web_ui_in_a_real_browser() {
         &clips.join("pass.y4m"),
     );
 
+    // The fake microphone plays a LibriSpeech recording (as WAV, which Chromium reads) in a
+    // loop.
+    speech_wav(
+        &consentry_testkit::voice_clip("1688-142285-0004.flac"),
+        &clips.join("speech.wav"),
+    );
     let mut node = Command::new("node");
     node.arg(ui_dir.join("flow.mjs"))
         .env("BASE", &base)
@@ -212,6 +220,7 @@ async fn the_web_ui_in_a_real_browser() {
         .env("CAM_SAME", clips.join("same.y4m"))
         .env("CAM_OTHER", clips.join("other.y4m"))
         .env("CAM_PASS", clips.join("pass.y4m"))
+        .env("MIC", clips.join("speech.wav"))
         .env("SHOTS", &shots);
     // The server runs on this runtime's workers while node drives the browser.
     let out = tokio::task::spawn_blocking(move || node.output())
@@ -266,6 +275,16 @@ async fn the_web_ui_in_a_real_browser() {
         core.subject(&auditor, &subject).await,
         Err(consentry_core::CoreError::NotFound)
     ));
+    // The person enrolled with a voice was verified by face and voice together.
+    let voiced = summary["voice_subject"].as_str().unwrap();
+    for (action, outcome) in [("enrol.voice", "ok"), ("verify.face_voice", "allow")] {
+        assert!(
+            actions
+                .iter()
+                .any(|(a, s, o)| a == action && s.as_deref() == Some(voiced) && o == outcome),
+            "no {action} {outcome} of {voiced}"
+        );
+    }
     // The visitor's pass was checked in by the camera scan.
     assert!(actions
         .iter()
@@ -274,4 +293,29 @@ async fn the_web_ui_in_a_real_browser() {
     server.abort();
     core.close().await;
     scratch.finish().await;
+}
+
+/// A FLAC recording as a 16 kHz mono 16-bit WAV.
+fn speech_wav(flac: &[u8], out: &Path) {
+    let audio =
+        consentry_voice::Audio::decode(flac, &consentry_voice::AudioLimits::default()).unwrap();
+    let n = u32::try_from(audio.samples.len()).unwrap();
+    let mut w = Vec::new();
+    w.extend_from_slice(b"RIFF");
+    w.extend_from_slice(&(36 + 2 * n).to_le_bytes());
+    w.extend_from_slice(b"WAVEfmt ");
+    w.extend_from_slice(&16u32.to_le_bytes()); // format chunk size
+    w.extend_from_slice(&1u16.to_le_bytes()); // PCM
+    w.extend_from_slice(&1u16.to_le_bytes()); // mono
+    w.extend_from_slice(&16_000u32.to_le_bytes()); // rate
+    w.extend_from_slice(&32_000u32.to_le_bytes()); // bytes per second
+    w.extend_from_slice(&2u16.to_le_bytes()); // bytes per frame
+    w.extend_from_slice(&16u16.to_le_bytes()); // bits per sample
+    w.extend_from_slice(b"data");
+    w.extend_from_slice(&(2 * n).to_le_bytes());
+    for s in &audio.samples {
+        let v = (s.clamp(-1.0, 1.0) * 32767.0) as i16;
+        w.extend_from_slice(&v.to_le_bytes());
+    }
+    std::fs::write(out, w).unwrap();
 }

@@ -1,5 +1,6 @@
 // The kiosk: camera preview, framing hints, face / card / PIN / pass checks, enrolment with
-// consent, and the liveness challenge when the tenant's policy asks for one. It calls the
+// consent, the liveness challenge when the tenant's policy asks for one, and the voice when a
+// purpose's modality policy needs it (recorded only while the person is asked to speak). It calls the
 // JSON API with the session cookie and the page's CSRF token; frames leave the browser only
 // as the request that needs them, and nothing is kept here.
 'use strict';
@@ -15,6 +16,13 @@
   let busy = false;
   let lastBox = null;
   let enrolSubject = null;
+  // While the person is asked to speak, the hint line is the countdown's.
+  let recording = false;
+  const kiosk = document.querySelector('.kiosk');
+  // Each purpose's modality policy: face, voice, face_and_voice or face_or_voice.
+  const policy = { access: kiosk.dataset.access, verification: kiosk.dataset.verification };
+  const needsVoice = (purpose) => /voice/.test(policy[purpose] || '');
+  const needsFace = (purpose) => policy[purpose] !== 'voice';
 
   async function api(method, path, body, type, extra) {
     const headers = Object.assign({ 'X-CSRF-Token': csrf }, extra || {});
@@ -52,6 +60,70 @@
     return T('kiosk.error') + (code ? ' (' + code + ')' : '');
   }
 
+  // ---- microphone: a few seconds of speech as a 16-bit WAV, recorded only while the person
+  // is asked to speak; the recording leaves the browser only as the request that needs it.
+  const RECORD_SECONDS = 5;
+  async function recordVoice() {
+    if (recording) return null;
+    recording = true;
+    try {
+      return await recordFor(RECORD_SECONDS);
+    } finally {
+      recording = false;
+    }
+  }
+
+  async function recordFor(seconds) {
+    let stream;
+    try {
+      stream = await navigator.mediaDevices.getUserMedia({
+        audio: { echoCancellation: false, noiseSuppression: false, autoGainControl: false },
+        video: false,
+      });
+    } catch (e) {
+      show('error', T('kiosk.no_microphone'));
+      return null;
+    }
+    const ctx = new AudioContext();
+    const source = ctx.createMediaStreamSource(stream);
+    const node = ctx.createScriptProcessor(4096, 1, 1);
+    const chunks = [];
+    node.onaudioprocess = (ev) => chunks.push(new Float32Array(ev.inputBuffer.getChannelData(0)));
+    source.connect(node);
+    node.connect(ctx.destination);
+    for (let left = seconds; left > 0; left--) {
+      hint.textContent = T('kiosk.speak_now').replace('{0}', String(left));
+      await new Promise((resolve) => setTimeout(resolve, 1000));
+    }
+    hint.textContent = '';
+    node.disconnect();
+    source.disconnect();
+    stream.getTracks().forEach((t) => t.stop());
+    const rate = ctx.sampleRate;
+    await ctx.close();
+    return wav(chunks, rate);
+  }
+
+  function wav(chunks, rate) {
+    const n = chunks.reduce((a, c) => a + c.length, 0);
+    const buf = new ArrayBuffer(44 + 2 * n);
+    const v = new DataView(buf);
+    const text = (at, s) => { for (let i = 0; i < s.length; i++) v.setUint8(at + i, s.charCodeAt(i)); };
+    text(0, 'RIFF'); v.setUint32(4, 36 + 2 * n, true); text(8, 'WAVEfmt ');
+    v.setUint32(16, 16, true); v.setUint16(20, 1, true); v.setUint16(22, 1, true);
+    v.setUint32(24, rate, true); v.setUint32(28, 2 * rate, true);
+    v.setUint16(32, 2, true); v.setUint16(34, 16, true);
+    text(36, 'data'); v.setUint32(40, 2 * n, true);
+    let at = 44;
+    for (const c of chunks) {
+      for (const x of c) {
+        v.setInt16(at, Math.max(-1, Math.min(1, x)) * 32767, true);
+        at += 2;
+      }
+    }
+    return new Blob([buf], { type: 'audio/wav' });
+  }
+
   // ---- camera and framing hints
   async function startCamera() {
     try {
@@ -68,7 +140,7 @@
   }
 
   async function frameHint() {
-    if (busy || document.hidden) return;
+    if (busy || recording || document.hidden) return;
     const blob = await grab(false);
     if (!blob) return;
     busy = true;
@@ -163,12 +235,23 @@
 
   // ---- check: face (verify or identify), card or PIN, pass
   $('look').addEventListener('click', async () => {
-    const blob = await grab(false);
-    if (!blob) { show('error', T('kiosk.no_camera')); return; }
     const subject = $('claim').value.trim();
-    const r = await withLiveness(subject, (token) => api('POST',
-      subject ? '/api/v1/verify?subject=' + encodeURIComponent(subject) : '/api/v1/identify',
-      blob, 'image/jpeg', token ? { 'X-Consentry-Liveness': token } : null));
+    const purpose = subject ? 'verification' : 'access';
+    const path = subject ? '/api/v1/verify?subject=' + encodeURIComponent(subject) : '/api/v1/identify';
+    const blob = needsFace(purpose) ? await grab(false) : null;
+    if (needsFace(purpose) && !blob) { show('error', T('kiosk.no_camera')); return; }
+    // The voice, when the policy needs it: recorded once, sent with each try.
+    const audio = needsVoice(purpose) ? await recordVoice() : null;
+    if (needsVoice(purpose) && !audio) return;
+    const send = (token) => {
+      const extra = token ? { 'X-Consentry-Liveness': token } : null;
+      if (!audio) return api('POST', path, blob, 'image/jpeg', extra);
+      const form = new FormData();
+      if (blob) form.append('image', blob, 'face.jpg');
+      form.append('audio', audio, 'voice.wav');
+      return api('POST', path, form, null, extra);
+    };
+    const r = await withLiveness(subject, send);
     if (!r) return;
     if (r.status === 200) show(r.json.decision, T('kiosk.' + r.json.decision));
     else show(r.status === 422 ? 'info' : 'error', errorText(r.json));
@@ -236,7 +319,7 @@
     document.querySelectorAll('input[name="purpose"]').forEach((el) => el.addEventListener('change', consentText));
     $('retention').addEventListener('change', consentText);
     consentText();
-    const step = (id) => { for (const s of ['consent', 'capture', 'done']) $(s).hidden = s !== id; };
+    const step = (id) => { for (const s of ['consent', 'capture', 'voice', 'done']) $(s).hidden = s !== id; };
 
     $('agree').addEventListener('click', async () => {
       const purpose = document.querySelector('input[name="purpose"]:checked').value;
@@ -261,6 +344,26 @@
         token ? { 'X-Consentry-Liveness': token } : null));
       if (!r) return;
       if (r.status !== 201) { show('info', errorText(r.json)); return; }
+      enrolSubject.token = r.json.subject_token;
+      // The voice next, when this purpose's decisions need it.
+      if (needsVoice(enrolSubject.purpose)) { step('voice'); $('record-voice').focus(); return; }
+      finish();
+    });
+
+    $('record-voice').addEventListener('click', async () => {
+      if (!enrolSubject) return;
+      const audio = await recordVoice();
+      if (!audio) return;
+      const r = await api('POST', '/api/v1/subjects/' + enrolSubject.id + '/voices?purpose=' +
+        enrolSubject.purpose, audio, 'audio/wav');
+      if (r.status !== 201) { show('info', errorText(r.json)); return; }
+      finish();
+    });
+    $('skip-voice').addEventListener('click', () => { if (enrolSubject) finish(); });
+
+    // The receipt and the person's token, shown once.
+    function finish() {
+      const id = enrolSubject.id;
       const rc = enrolSubject.receipt;
       const dl = $('receipt');
       dl.textContent = '';
@@ -276,11 +379,11 @@
         const dd = document.createElement('dd'); dd.textContent = v || '';
         dl.append(dt, dd);
       }
-      $('person-token').textContent = r.json.subject_token || T('kiosk.token_already');
+      $('person-token').textContent = enrolSubject.token || T('kiosk.token_already');
       step('done');
       $('next').focus();
       enrolSubject = null;
-    });
+    }
 
     $('cancel-enrol').addEventListener('click', async () => {
       if (enrolSubject) await api('DELETE', '/api/v1/subjects/' + enrolSubject.id, null, null);

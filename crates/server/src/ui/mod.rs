@@ -287,7 +287,7 @@ fn secure_headers(h: &mut HeaderMap) {
     h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     h.insert(
         "permissions-policy",
-        HeaderValue::from_static("camera=(self), microphone=(), geolocation=()"),
+        HeaderValue::from_static("camera=(self), microphone=(self), geolocation=()"),
     );
 }
 

@@ -233,6 +233,15 @@ pub(crate) async fn kiosk(State(s): State<AppState>, ctx: Ctx) -> Response {
     };
     let t = |k| ctx.lang.t(k);
     let can_enrol = matches!(p.role, Role::Operator | Role::Admin);
+    // What each purpose's decisions need (face, voice or both), so the kiosk asks for it.
+    use consentry_core::Purpose;
+    let mut modality = [(Purpose::Access, "face"), (Purpose::Verification, "face")];
+    for (purpose, m) in &mut modality {
+        match s.core.modality_policy(&p, *purpose).await {
+            Ok(v) => *m = v.as_str(),
+            Err(e) => return core_error(&ctx, &e),
+        }
+    }
     let strings = ctx.lang.json_with_prefix("kiosk.");
     // Inside a non-script data block: `<` escaped so no text can close it.
     let strings = serde_json::to_string(&strings)
@@ -261,6 +270,9 @@ pub(crate) async fn kiosk(State(s): State<AppState>, ctx: Ctx) -> Response {
 <div id=\"capture\" class=\"stack\" hidden><h2>{caph}</h2>\
 <button type=\"button\" id=\"take\" class=\"primary big\">{take}</button>\
 <button type=\"button\" id=\"cancel-enrol\">{cancel}</button></div>\
+<div id=\"voice\" class=\"stack\" hidden><h2>{voiceh}</h2><p class=\"plain\">{voicep}</p>\
+<button type=\"button\" id=\"record-voice\" class=\"primary big\">{record}</button>\
+<button type=\"button\" id=\"skip-voice\">{skip}</button></div>\
 <div id=\"done\" class=\"stack\" hidden><h2>{doneh}</h2><p>{donep}</p>\
 <dl id=\"receipt\"></dl><p>{tokenp}</p><p><code id=\"person-token\" class=\"token\"></code></p>\
 <button type=\"button\" id=\"next\" class=\"primary\">{next}</button></div></section>",
@@ -281,6 +293,10 @@ pub(crate) async fn kiosk(State(s): State<AppState>, ctx: Ctx) -> Response {
             donep = t("kiosk.done_text"),
             tokenp = t("kiosk.token_text"),
             next = t("kiosk.next"),
+            voiceh = t("kiosk.voice_title"),
+            voicep = t("kiosk.voice_text"),
+            record = t("kiosk.record_voice"),
+            skip = t("kiosk.skip_voice"),
         )
     } else {
         String::new()
@@ -298,7 +314,7 @@ pub(crate) async fn kiosk(State(s): State<AppState>, ctx: Ctx) -> Response {
     );
     let body = format!(
         "<script type=\"application/json\" id=\"kiosk-strings\">{strings}</script>\
-<div class=\"kiosk\" data-role=\"{role}\">\
+<div class=\"kiosk\" data-role=\"{role}\" data-access=\"{m_access}\" data-verification=\"{m_verification}\">\
 <div class=\"camera\"><video id=\"video\" autoplay muted playsinline aria-label=\"{cam}\"></video>\
 <div id=\"frame-box\" class=\"frame-box\" hidden></div>\
 <div id=\"challenge\" class=\"challenge\" hidden aria-live=\"assertive\"><span id=\"challenge-arrow\" class=\"arrow\" aria-hidden=\"true\"></span><span id=\"challenge-text\"></span></div>\
@@ -322,6 +338,8 @@ pub(crate) async fn kiosk(State(s): State<AppState>, ctx: Ctx) -> Response {
 <div id=\"result\" class=\"result\" role=\"status\" aria-live=\"assertive\" hidden></div>\
 </div></div><script src=\"/ui/assets/kiosk.js\" defer></script>",
         role = p.role.as_str(),
+        m_access = modality[0].1,
+        m_verification = modality[1].1,
         cam = t("kiosk.camera"),
         modes = t("kiosk.modes"),
         tc = t("kiosk.tab_check"),
