@@ -1793,92 +1793,69 @@ async fn voice_enrolment_policy_and_fused_decisions_over_http() {
         .await;
         assert_eq!(st, StatusCode::CREATED, "{v}");
     }
+    // Decisions at a gate (device key): what is sent, and the decision or the refusal.
     let probe = photo("obama2.jpg");
     let verify = format!("/api/v1/verify?subject={s}");
-    let d = Some(device.as_str());
-    let (st, v) = call(
-        &app,
-        "POST",
-        &verify,
-        d,
-        multipart,
-        form(&[("image", &probe), ("audio", &same)]),
-    )
-    .await;
-    assert_eq!(
-        (st, v["decision"].as_str()),
-        (StatusCode::OK, Some("allow")),
-        "{v}"
+    let by_voice = format!("/api/v1/verify/voice?subject={s}");
+    let decide = "/api/v1/access/decide".to_string();
+    let both = |audio: &[u8]| form(&[("image", &probe), ("audio", audio)]);
+    // (path, content type, body, the decision or the error code)
+    type Case<'a> = (
+        &'a String,
+        Option<&'a str>,
+        Vec<u8>,
+        Result<&'a str, &'a str>,
     );
-    assert_eq!(v["checks"], serde_json::json!(["face", "voice"]));
-    let (st, v) = call(
-        &app,
-        "POST",
-        &verify,
-        d,
-        multipart,
-        form(&[("image", &probe), ("audio", &other)]),
-    )
-    .await;
-    assert_eq!(
-        (st, v["decision"].as_str()),
-        (StatusCode::OK, Some("deny")),
-        "{v}"
-    );
-    for (ct, body) in [
-        (Some("image/jpeg"), probe.clone()),
-        (Some("audio/flac"), same.clone()),
-    ] {
-        let (st, v) = call(&app, "POST", &verify, d, ct, body).await;
-        assert_eq!(
-            (st, v["code"].as_str()),
-            (StatusCode::BAD_REQUEST, Some("modality_policy")),
-            "{v}"
-        );
+    let cases: [Case; 7] = [
+        (&verify, multipart, both(&same), Ok("allow")),
+        (&verify, multipart, both(&other), Ok("deny")),
+        (
+            &verify,
+            Some("image/jpeg"),
+            probe.clone(),
+            Err("modality_policy"),
+        ),
+        (
+            &verify,
+            Some("audio/flac"),
+            same.clone(),
+            Err("modality_policy"),
+        ),
+        (
+            &by_voice,
+            Some("audio/flac"),
+            same.clone(),
+            Err("modality_policy"),
+        ),
+        (&decide, multipart, both(&same), Ok("allow")),
+        (&decide, multipart, both(&other), Ok("deny")),
+    ];
+    for (path, ct, body, want) in cases {
+        let (st, v) = call(&app, "POST", path, Some(&device), ct, body).await;
+        match want {
+            Ok(decision) => {
+                assert_eq!(
+                    (st, v["decision"].as_str()),
+                    (StatusCode::OK, Some(decision)),
+                    "{path}: {v}"
+                );
+                assert_eq!(
+                    v["checks"],
+                    serde_json::json!(["face", "voice"]),
+                    "{path}: {v}"
+                );
+                if path == &decide {
+                    // The gate names the person it let in, and no one otherwise.
+                    let who = (decision == "allow").then_some(s.as_str());
+                    assert_eq!(v["subject"].as_str(), who, "{v}");
+                }
+            }
+            Err(code) => assert_eq!(
+                (st, v["code"].as_str()),
+                (StatusCode::BAD_REQUEST, Some(code)),
+                "{path}: {v}"
+            ),
+        }
     }
-    let (st, v) = call(
-        &app,
-        "POST",
-        &format!("/api/v1/verify/voice?subject={s}"),
-        d,
-        Some("audio/flac"),
-        same.clone(),
-    )
-    .await;
-    assert_eq!(
-        (st, v["code"].as_str()),
-        (StatusCode::BAD_REQUEST, Some("modality_policy")),
-        "{v}"
-    );
-    let (st, v) = call(
-        &app,
-        "POST",
-        "/api/v1/access/decide",
-        d,
-        multipart,
-        form(&[("image", &probe), ("audio", &same)]),
-    )
-    .await;
-    assert_eq!(
-        (st, v["subject"].as_str()),
-        (StatusCode::OK, Some(s.as_str())),
-        "{v}"
-    );
-    assert_eq!(v["checks"], serde_json::json!(["face", "voice"]));
-    let (st, v) = call(
-        &app,
-        "POST",
-        "/api/v1/access/decide",
-        d,
-        multipart,
-        form(&[("image", &probe), ("audio", &other)]),
-    )
-    .await;
-    assert_eq!(
-        (st, v["decision"].as_str()),
-        (StatusCode::OK, Some("deny")),
-        "{v}"
-    );
-    assert!(v["subject"].is_null());
     scratch.finish().await;
 }

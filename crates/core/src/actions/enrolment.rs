@@ -78,20 +78,7 @@ impl Core {
         purpose: Purpose,
         image: Vec<u8>,
     ) -> Result<(String, bool), CoreError> {
-        p.require(&[Role::Admin, Role::Operator])?;
-        if !purpose.is_biometric() {
-            return Err(CoreError::Invalid(
-                "faces are enrolled for access or verification".into(),
-            ));
-        }
-        // Cheap checks first, so a request without consent never reaches the face engine.
-        let mut tx = self.db.pool().begin().await?;
-        self.subject_in_tenant(&mut tx, &p.tenant, subject).await?;
-        let retention = self
-            .active_consent(&mut tx, &p.tenant, subject, purpose)
-            .await?;
-        tx.commit().await?;
-
+        let retention = self.before_enrolment(p, subject, purpose).await?;
         let gate = self.gate;
         let embedding = self
             .on_engine(move |engine| {
@@ -136,18 +123,7 @@ impl Core {
         purpose: Purpose,
         audio: Vec<u8>,
     ) -> Result<String, CoreError> {
-        p.require(&[Role::Admin, Role::Operator])?;
-        if !purpose.is_biometric() {
-            return Err(CoreError::Invalid(
-                "voices are enrolled for access or verification".into(),
-            ));
-        }
-        let mut tx = self.db.pool().begin().await?;
-        self.subject_in_tenant(&mut tx, &p.tenant, subject).await?;
-        let retention = self
-            .active_consent(&mut tx, &p.tenant, subject, purpose)
-            .await?;
-        tx.commit().await?;
+        let retention = self.before_enrolment(p, subject, purpose).await?;
         let embedding = self.voice_probe(audio).await?;
         let mut tx = self.db.begin_write().await?;
         let retention = retention.min(
@@ -167,6 +143,30 @@ impl Core {
             .await?;
         tx.commit().await?;
         Ok(template)
+    }
+
+    /// The cheap checks of an enrolment, before any engine runs (so a request without consent
+    /// never reaches one): the role, a biometric purpose, the subject in the caller's tenant
+    /// and its active consent, whose retention in days is returned.
+    async fn before_enrolment(
+        &self,
+        p: &Principal,
+        subject: &str,
+        purpose: Purpose,
+    ) -> Result<i64, CoreError> {
+        p.require(&[Role::Admin, Role::Operator])?;
+        if !purpose.is_biometric() {
+            return Err(CoreError::Invalid(
+                "faces and voices are enrolled for access or verification".into(),
+            ));
+        }
+        let mut tx = self.db.pool().begin().await?;
+        self.subject_in_tenant(&mut tx, &p.tenant, subject).await?;
+        let retention = self
+            .active_consent(&mut tx, &p.tenant, subject, purpose)
+            .await?;
+        tx.commit().await?;
+        Ok(retention)
     }
 
     /// Stores a new template inside `tx`: transformed in the tenant's current generation,

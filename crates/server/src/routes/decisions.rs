@@ -49,10 +49,19 @@ pub(crate) async fn verify_face(
 ) -> Result<Json<serde_json::Value>, ApiError> {
     let subject = q.subject()?;
     let probes = probes_body(&headers, body).await?;
-    let d = s.core.verify_with(&p, &subject, probes).await?;
+    verify_answer(&s, &p, &subject, probes).await
+}
+
+/// A 1:1 decision as answered: allow or deny, and the checks it rests on (the face and/or the
+/// voice, and a liveness result when the tenant's policy needed one).
+pub(crate) async fn verify_answer(
+    s: &AppState,
+    p: &consentry_core::Principal,
+    subject: &str,
+    probes: consentry_core::Probes,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let d = s.core.verify_with(p, subject, probes).await?;
     s.metrics.decision("verify", d.allow);
-    // Which checks the decision rests on: the face and/or the voice, and a liveness result when
-    // the tenant's policy needed one.
     Ok(Json(
         json!({ "decision": decision(d.allow), "checks": d.checks() }),
     ))

@@ -32,13 +32,24 @@ pub(crate) async fn enrol_face(
     let purpose = Purpose::parse(q.purpose.as_deref().unwrap_or(""))?;
     let image = image_body(&headers, body).await?;
     let (template, liveness) = s.core.enrol_face_checked(&p, &id, purpose, image).await?;
-    // The person's own token, at their first enrolment (null afterwards).
-    let token = s.core.first_subject_token(&p, &id).await?;
     let checks: &[&str] = if liveness {
         &["face", "liveness"]
     } else {
         &["face"]
     };
+    enrolled(&s, &p, &id, &template, checks).await
+}
+
+/// `201` for an enrolment: the template, the person's own token at their first enrolment (null
+/// afterwards), and the checks it rests on.
+pub(crate) async fn enrolled(
+    s: &AppState,
+    p: &consentry_core::Principal,
+    subject: &str,
+    template: &str,
+    checks: &[&str],
+) -> Result<Response, ApiError> {
+    let token = s.core.first_subject_token(p, subject).await?;
     Ok(created(
         json!({ "template_id": template, "subject_token": token, "checks": checks }),
     ))

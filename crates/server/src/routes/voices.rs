@@ -9,9 +9,9 @@ use consentry_core::{Modality, Probes, Purpose};
 use serde::Deserialize;
 use serde_json::json;
 
-use crate::extract::{audio_body, created, json_body, Auth, Body, Path, Query};
-use crate::routes::decisions::{decision, SubjectQuery};
-use crate::routes::faces::PurposeQuery;
+use crate::extract::{audio_body, json_body, Auth, Body, Path, Query};
+use crate::routes::decisions::{verify_answer, SubjectQuery};
+use crate::routes::faces::{enrolled, PurposeQuery};
 use crate::{ApiError, AppState, ErrorResponse};
 
 #[utoipa::path(post, path = "/api/v1/subjects/{id}/voices", tag = "voices", security(("bearer" = [])),
@@ -36,10 +36,7 @@ pub(crate) async fn enrol_voice(
     let purpose = Purpose::parse(q.purpose.as_deref().unwrap_or(""))?;
     let audio = audio_body(&headers, body).await?;
     let template = s.core.enrol_voice(&p, &id, purpose, audio).await?;
-    let token = s.core.first_subject_token(&p, &id).await?;
-    Ok(created(
-        json!({ "template_id": template, "subject_token": token, "checks": ["voice"] }),
-    ))
+    enrolled(&s, &p, &id, &template, &["voice"]).await
 }
 
 #[utoipa::path(post, path = "/api/v1/verify/voice", tag = "decisions", security(("bearer" = [])), params(("subject" = String, Query)),
@@ -57,16 +54,11 @@ pub(crate) async fn verify_voice(
     body: Body,
 ) -> Result<Json<serde_json::Value>, ApiError> {
     let subject = q.subject()?;
-    let audio = audio_body(&headers, body).await?;
     let probes = Probes {
         image: None,
-        audio: Some(audio),
+        audio: Some(audio_body(&headers, body).await?),
     };
-    let d = s.core.verify_with(&p, &subject, probes).await?;
-    s.metrics.decision("verify", d.allow);
-    Ok(Json(
-        json!({ "decision": decision(d.allow), "checks": d.checks() }),
-    ))
+    verify_answer(&s, &p, &subject, probes).await
 }
 
 #[derive(Deserialize, utoipa::ToSchema)]
