@@ -85,6 +85,17 @@ async fn voices_are_enrolled_compared_fused_and_shredded_as_the_policy_says() {
             code(verify(probes(Some("obama2.jpg"), None)).await),
             "modality_policy"
         );
+        // A liveness result is of a face: where the purpose needs one, a voice alone is refused.
+        core.set_liveness_policy(&admin, Purpose::Verification, true)
+            .await
+            .unwrap();
+        assert_eq!(
+            code(verify(probes(None, Some(SAME))).await),
+            "liveness_required"
+        );
+        core.set_liveness_policy(&admin, Purpose::Verification, false)
+            .await
+            .unwrap();
         // An unknown subject is a plain deny, after the same work.
         let nobody = core
             .verify_with(&admin, "0123456789abcdef", probes(None, Some(SAME)))
