@@ -87,7 +87,7 @@ def read_scores(path: Path):
 
 def eer(gen, imp):
     """Equal error rate and its threshold over scores (higher = same)."""
-    best = (2.0, 0.0)
+    best = (2.0, 0.0, 0.0)  # (|FRR - FAR|, threshold, EER)
     for t in sorted(set(gen + imp)):
         frr = sum(g < t for g in gen) / len(gen)
         far = sum(i >= t for i in imp) / len(imp)

@@ -1636,24 +1636,9 @@ async fn liveness_challenge_answer_and_token_over_http() {
     scratch.finish().await;
 }
 
-/// A 16 kHz mono 16-bit WAV of `seconds` of silence.
-fn silent_wav(seconds: u32) -> Vec<u8> {
-    let data = 16_000 * 2 * seconds;
-    let mut w = Vec::new();
-    w.extend_from_slice(b"RIFF");
-    w.extend_from_slice(&(36 + data).to_le_bytes());
-    w.extend_from_slice(b"WAVEfmt ");
-    w.extend_from_slice(&16u32.to_le_bytes());
-    w.extend_from_slice(&1u16.to_le_bytes());
-    w.extend_from_slice(&1u16.to_le_bytes());
-    w.extend_from_slice(&16_000u32.to_le_bytes());
-    w.extend_from_slice(&32_000u32.to_le_bytes());
-    w.extend_from_slice(&2u16.to_le_bytes());
-    w.extend_from_slice(&16u16.to_le_bytes());
-    w.extend_from_slice(b"data");
-    w.extend_from_slice(&data.to_le_bytes());
-    w.resize(w.len() + data as usize, 0);
-    w
+/// A 16 kHz WAV of `seconds` of silence.
+fn silent_wav(seconds: usize) -> Vec<u8> {
+    consentry_testkit::wav_16k(&vec![0.0; 16_000 * seconds])
 }
 
 /// Voice over HTTP: enrolment (a body or a multipart part), the audio codes, the modality

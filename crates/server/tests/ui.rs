@@ -299,23 +299,5 @@ async fn the_web_ui_in_a_real_browser() {
 fn speech_wav(flac: &[u8], out: &Path) {
     let audio =
         consentry_voice::Audio::decode(flac, &consentry_voice::AudioLimits::default()).unwrap();
-    let n = u32::try_from(audio.samples.len()).unwrap();
-    let mut w = Vec::new();
-    w.extend_from_slice(b"RIFF");
-    w.extend_from_slice(&(36 + 2 * n).to_le_bytes());
-    w.extend_from_slice(b"WAVEfmt ");
-    w.extend_from_slice(&16u32.to_le_bytes()); // format chunk size
-    w.extend_from_slice(&1u16.to_le_bytes()); // PCM
-    w.extend_from_slice(&1u16.to_le_bytes()); // mono
-    w.extend_from_slice(&16_000u32.to_le_bytes()); // rate
-    w.extend_from_slice(&32_000u32.to_le_bytes()); // bytes per second
-    w.extend_from_slice(&2u16.to_le_bytes()); // bytes per frame
-    w.extend_from_slice(&16u16.to_le_bytes()); // bits per sample
-    w.extend_from_slice(b"data");
-    w.extend_from_slice(&(2 * n).to_le_bytes());
-    for s in &audio.samples {
-        let v = (s.clamp(-1.0, 1.0) * 32767.0) as i16;
-        w.extend_from_slice(&v.to_le_bytes());
-    }
-    std::fs::write(out, w).unwrap();
+    std::fs::write(out, consentry_testkit::wav_16k(&audio.samples)).unwrap();
 }

@@ -57,6 +57,29 @@ pub fn voice_clip(name: &str) -> Vec<u8> {
     std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
 }
 
+/// A 16 kHz mono 16-bit PCM WAV of `samples` (full scale ±1.0), written by hand so the tests
+/// need no audio crate of their own.
+pub fn wav_16k(samples: &[f32]) -> Vec<u8> {
+    let data = u32::try_from(2 * samples.len()).expect("a test recording under 4 GiB");
+    let mut w = Vec::with_capacity(44 + data as usize);
+    w.extend_from_slice(b"RIFF");
+    w.extend_from_slice(&(36 + data).to_le_bytes());
+    w.extend_from_slice(b"WAVEfmt ");
+    w.extend_from_slice(&16u32.to_le_bytes()); // format chunk size
+    w.extend_from_slice(&1u16.to_le_bytes()); // PCM
+    w.extend_from_slice(&1u16.to_le_bytes()); // mono
+    w.extend_from_slice(&16_000u32.to_le_bytes()); // rate
+    w.extend_from_slice(&32_000u32.to_le_bytes()); // bytes per second
+    w.extend_from_slice(&2u16.to_le_bytes()); // bytes per frame
+    w.extend_from_slice(&16u16.to_le_bytes()); // bits per sample
+    w.extend_from_slice(b"data");
+    w.extend_from_slice(&data.to_le_bytes());
+    for s in samples {
+        w.extend_from_slice(&((s.clamp(-1.0, 1.0) * 32767.0) as i16).to_le_bytes());
+    }
+    w
+}
+
 /// PostgreSQL for tests: `CONSENTRY_TEST_PG_URL`, default the local `test` database.
 pub fn pg_url() -> String {
     std::env::var("CONSENTRY_TEST_PG_URL")

@@ -87,11 +87,6 @@ impl Core {
             })
             .await?;
         let mut tx = self.db.begin_write().await?;
-        // Re-checked inside the writing transaction: a consent withdrawn meanwhile wins.
-        let retention = retention.min(
-            self.active_consent(&mut tx, &p.tenant, subject, purpose)
-                .await?,
-        );
         // A fresh liveness result of this face, when the policy needs one (spent here).
         let liveness = self
             .check_liveness(&mut tx, p, subject, purpose, &embedding.0)
@@ -126,10 +121,6 @@ impl Core {
         let retention = self.before_enrolment(p, subject, purpose).await?;
         let embedding = self.voice_probe(audio).await?;
         let mut tx = self.db.begin_write().await?;
-        let retention = retention.min(
-            self.active_consent(&mut tx, &p.tenant, subject, purpose)
-                .await?,
-        );
         let template = self
             .seal_template(
                 &mut tx,
@@ -169,7 +160,9 @@ impl Core {
         Ok(retention)
     }
 
-    /// Stores a new template inside `tx`: transformed in the tenant's current generation,
+    /// Stores a new template inside `tx`, its consent re-checked there (a consent withdrawn
+    /// since `retention` was read wins, and the shorter retention applies): transformed in the
+    /// tenant's current generation,
     /// sealed under the subject's data key with its retention, added to the gallery's change
     /// feed when it is a face for access, and logged. Returns its id.
     #[allow(clippy::too_many_arguments)]
@@ -183,6 +176,7 @@ impl Core {
         raw: &[f32],
         model: &str,
     ) -> Result<String, CoreError> {
+        let retention = retention.min(self.active_consent(tx, &p.tenant, subject, purpose).await?);
         let template = new_id();
         let t = now();
         let key = self.data_key(tx, &p.tenant, subject).await?;
