@@ -159,6 +159,15 @@ pub struct ServeArgs {
     /// raise it together with --rate-limit.
     #[arg(long, default_value_t = consentry_core::AbuseRules::default().burst_floor)]
     burst_floor: i64,
+    /// Face and voice jobs that may wait for a free core at once (default: 4 per core); one
+    /// more is refused with `overloaded` (503, `Retry-After`) instead of queueing without
+    /// bound.
+    #[arg(long, value_name = "JOBS")]
+    engine_queue: Option<usize>,
+    /// Longest a face or voice job waits for a free core before it is refused with
+    /// `overloaded`.
+    #[arg(long, value_name = "MS", default_value_t = 1000)]
+    engine_wait_ms: u64,
     /// The passive presentation-attack model of the liveness check: `faceplugin` (shipped) or
     /// `minifasnet:DIR` (the operator's MiniFASNet pair; docs/liveness.md).
     #[arg(long, default_value = "faceplugin")]
@@ -310,6 +319,11 @@ pub fn serve(engine: &EngineArgs, a: &ServeArgs) -> Result<(), Failure> {
     runtime()?.block_on(async {
         let mut core = open(&a.store, engine).await?;
         core.set_abuse_rules(rules);
+        let queue = consentry_core::EngineQueue::default();
+        core.set_engine_queue(consentry_core::EngineQueue {
+            max_waiting: a.engine_queue.unwrap_or(queue.max_waiting),
+            max_wait: std::time::Duration::from_millis(a.engine_wait_ms.max(1)),
+        });
         core.set_checkin_retention_days(a.checkin_retention_days)
             .map_err(fail)?;
         core.set_liveness(liveness_models(engine, &a.pad_model)?, actions);

@@ -29,6 +29,10 @@ pub struct Core {
     /// Each tenant's gallery: the map's lock is held only to look one up or insert it.
     pub(crate) galleries: Mutex<HashMap<String, crate::gallery::Shared>>,
     face_slots: tokio::sync::Semaphore,
+    /// How much engine work may wait for a slot, and for how long.
+    queue: EngineQueue,
+    /// Requests waiting for a slot now.
+    waiting: std::sync::atomic::AtomicUsize,
     /// Stand-ins for a missing key and missing templates, so every verification does the same
     /// work (see `actions/verification.rs`).
     pub(crate) decoy: Decoy,
@@ -45,6 +49,33 @@ pub struct Core {
     /// for another tenant and subject: unwrapped in place of an unknown subject's, it does the
     /// same work and fails at the tag.
     pub(crate) current_kek: Mutex<(String, Vec<u8>)>,
+}
+
+/// Face and voice jobs run one per core at a time ([`Core::on_engine`]).
+fn engine_slots() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get())
+}
+
+/// Bounds on the face and voice work waiting for a core (`serve --engine-queue`,
+/// `--engine-wait-ms`). A request beyond them is refused with `overloaded` (503 with
+/// `Retry-After`): a client retries later instead of every request slowing down.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct EngineQueue {
+    /// Jobs that may wait for a core at once; the next one is refused.
+    pub max_waiting: usize,
+    /// Longest a job waits for a core before it is refused.
+    pub max_wait: std::time::Duration,
+}
+
+impl Default for EngineQueue {
+    /// Four waiting jobs per core (on 2 cores at 10–20 ms a photo, under 100 ms of waiting),
+    /// and one second at most (for slower voice jobs).
+    fn default() -> Self {
+        EngineQueue {
+            max_waiting: 4 * engine_slots(),
+            max_wait: std::time::Duration::from_secs(1),
+        }
+    }
 }
 
 /// A data key and a sealed template that belong to no one, opened in place of a subject's
@@ -116,9 +147,9 @@ impl Core {
             gate: QualityGate::default(),
             transforms: Mutex::new(HashMap::new()),
             galleries: Mutex::new(HashMap::new()),
-            face_slots: tokio::sync::Semaphore::new(
-                std::thread::available_parallelism().map_or(1, |n| n.get()),
-            ),
+            face_slots: tokio::sync::Semaphore::new(engine_slots()),
+            queue: EngineQueue::default(),
+            waiting: std::sync::atomic::AtomicUsize::new(0),
             decoy,
             guard: crate::abuse::Guard::new(crate::AbuseRules::default()),
             checkin_retention_days: crate::CHECKIN_RETENTION_DAYS,
@@ -261,15 +292,49 @@ impl Core {
                 "the voice model is not loaded on this server".into(),
             ))
         })?;
-        let _permit = self
-            .face_slots
-            .acquire()
-            .await
-            .map_err(|e| CoreError::Internal(format!("engine closed: {e}")))?;
+        let _permit = self.engine_slot().await?;
         let embedding = tokio::task::spawn_blocking(move || voice.embed(&audio))
             .await
             .map_err(|e| CoreError::Internal(format!("voice task: {e}")))??;
         Ok(zeroize::Zeroizing::new(embedding.0))
+    }
+
+    /// Sets the bounds of the engine queue (see [`EngineQueue`]).
+    pub fn set_engine_queue(&mut self, queue: EngineQueue) {
+        self.queue = queue;
+    }
+
+    /// A slot for one job of face or voice work: at once when a core is free, else after a
+    /// bounded wait in a bounded queue (first come, first served). A request that finds the
+    /// queue full, or waits longer than its limit, is refused with `overloaded` before any
+    /// work is done, so latency stays bounded under overload instead of growing with it.
+    async fn engine_slot(&self) -> Result<tokio::sync::SemaphorePermit<'_>, CoreError> {
+        use std::sync::atomic::Ordering;
+        let closed =
+            |e: tokio::sync::AcquireError| CoreError::Internal(format!("engine closed: {e}"));
+        match self.face_slots.try_acquire() {
+            Ok(permit) => return Ok(permit),
+            Err(tokio::sync::TryAcquireError::Closed) => {
+                return Err(CoreError::Internal("engine closed".into()))
+            }
+            Err(tokio::sync::TryAcquireError::NoPermits) => {}
+        }
+        // Counted while queued; the guard uncounts on every way out (a cancelled request too).
+        struct Queued<'a>(&'a std::sync::atomic::AtomicUsize);
+        impl Drop for Queued<'_> {
+            fn drop(&mut self) {
+                self.0.fetch_sub(1, Ordering::SeqCst);
+            }
+        }
+        let ahead = self.waiting.fetch_add(1, Ordering::SeqCst);
+        let _queued = Queued(&self.waiting);
+        if ahead >= self.queue.max_waiting {
+            return Err(CoreError::Overloaded);
+        }
+        match tokio::time::timeout(self.queue.max_wait, self.face_slots.acquire()).await {
+            Ok(permit) => permit.map_err(closed),
+            Err(_) => Err(CoreError::Overloaded),
+        }
     }
 
     /// Runs face work on the blocking pool, at most one job per core at a time: more would only
@@ -278,11 +343,7 @@ impl Core {
         &self,
         work: impl FnOnce(&FaceEngine) -> Result<T, consentry_face::FaceError> + Send + 'static,
     ) -> Result<T, CoreError> {
-        let _permit = self
-            .face_slots
-            .acquire()
-            .await
-            .map_err(|e| CoreError::Internal(format!("face engine closed: {e}")))?;
+        let _permit = self.engine_slot().await?;
         let engine = self.engine.clone();
         tokio::task::spawn_blocking(move || work(&engine))
             .await

@@ -68,6 +68,10 @@ pub enum CoreError {
     /// The gallery index refused a template (a bug or corrupt data; never skipped silently).
     #[error("gallery index: {0}")]
     Index(#[from] consentry_index::IndexError),
+    /// The face and voice engines have more work waiting than the queue allows; nothing was
+    /// done.
+    #[error("the server is busy; try again shortly")]
+    Overloaded,
     /// Something inside the server failed (a worker task died); the detail is logged, never
     /// sent.
     #[error("internal: {0}")]
@@ -98,6 +102,7 @@ impl HasErrorCode for CoreError {
             CoreError::Invalid(_) => ErrorCode::InvalidRequest,
             CoreError::PurposeRequired => ErrorCode::PurposeRequired,
             CoreError::TooManyAttempts => ErrorCode::TooManyAttempts,
+            CoreError::Overloaded => ErrorCode::Overloaded,
             CoreError::Face(e) => e.code(),
             CoreError::Voice(e) => e.code(),
             CoreError::ModalityPolicy(_) => ErrorCode::ModalityPolicy,

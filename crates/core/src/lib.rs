@@ -47,7 +47,7 @@ pub use crate::actions::self_service::{
 };
 pub use crate::actions::verification::Probes;
 pub use crate::audit::{origin as audit_origin, Access, MAX_ENTRIES_PER_READ};
-pub use crate::core::{new_id, Core};
+pub use crate::core::{new_id, Core, EngineQueue};
 pub use error::CoreError;
 pub use fusion::Fusion;
 pub use keys::Keyring;

@@ -1158,3 +1158,79 @@ async fn passes_are_issued_checked_in_revoked_and_rotated() {
     }
     scratch.finish().await;
 }
+
+/// Under overload the engine queue refuses at once with `overloaded` instead of queueing
+/// without bound; a refused request did nothing (no audit entry), and with room in the queue
+/// the same burst is served in full.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_engine_queue_refuses_with_overloaded_and_writes_nothing() {
+    use consentry_core::{EngineQueue, Probes};
+    let scratch = Scratch::new("core_overload").await;
+    let db = Db::open(&scratch.sqlite_url("q")).await.unwrap();
+    let (keys, _) = Keyring::open(&scratch.key_dir("q")).unwrap();
+    let mut core = Core::new(db.clone(), engine(), keys).await.unwrap();
+    let default = EngineQueue::default();
+    assert!(default.max_waiting >= 1);
+    // No waiting at all: a job runs only when a core is free at that moment.
+    core.set_engine_queue(EngineQueue {
+        max_waiting: 0,
+        max_wait: std::time::Duration::from_millis(1),
+    });
+    let core = Arc::new(core);
+    let (_, key) = core.bootstrap_tenant("Busy gate").await.unwrap();
+    let admin = core.authenticate(&key).await.unwrap();
+    let obama = core.create_subject(&admin).await.unwrap();
+    core.grant_consent(&admin, &obama, Purpose::Access, 30)
+        .await
+        .unwrap();
+    core.enrol_face(&admin, &obama, Purpose::Access, photo("obama.jpg"))
+        .await
+        .unwrap();
+    let burst = |core: Arc<Core>| {
+        let (admin, obama) = (admin.clone(), obama.clone());
+        async move {
+            let probe = photo("obama2.jpg");
+            let tasks: Vec<_> = (0..12)
+                .map(|_| {
+                    let (core, admin, probe) = (core.clone(), admin.clone(), probe.clone());
+                    tokio::spawn(async move {
+                        let probes = Probes {
+                            image: Some(probe),
+                            audio: None,
+                        };
+                        core.identify_with(&admin, probes).await
+                    })
+                })
+                .collect();
+            let (mut allowed, mut overloaded) = (0, 0);
+            for t in tasks {
+                match t.await.unwrap() {
+                    Ok(id) => {
+                        assert!(id.allow);
+                        assert_eq!(id.subject.as_deref(), Some(obama.as_str()));
+                        allowed += 1;
+                    }
+                    Err(e) => {
+                        assert_eq!(e.code(), ErrorCode::Overloaded, "{e}");
+                        overloaded += 1;
+                    }
+                }
+            }
+            (allowed, overloaded)
+        }
+    };
+    let entries = "SELECT COUNT(*) FROM audit_entries";
+    let before = count(&db, entries).await;
+    let (allowed, overloaded) = burst(core.clone()).await;
+    assert!(allowed >= 1 && overloaded >= 1, "{allowed} {overloaded}");
+    assert_eq!(count(&db, entries).await - before, allowed);
+    // Room for the whole burst: every request is served.
+    let mut roomy = Arc::try_unwrap(core).ok().unwrap();
+    roomy.set_engine_queue(EngineQueue {
+        max_waiting: 12,
+        max_wait: std::time::Duration::from_secs(60),
+    });
+    let roomy = Arc::new(roomy);
+    assert_eq!(burst(roomy).await, (12, 0));
+    scratch.finish().await;
+}

@@ -12,6 +12,8 @@ use consentry_types::{ErrorBody, ErrorCode, HasErrorCode};
 pub struct ApiError {
     code: ErrorCode,
     message: String,
+    /// Seconds for `Retry-After`, where the code is one to retry.
+    retry_after: Option<u64>,
 }
 
 impl ApiError {
@@ -20,7 +22,14 @@ impl ApiError {
         ApiError {
             code,
             message: message.into(),
+            retry_after: None,
         }
+    }
+
+    /// Tells the client when to try again (`Retry-After`, in seconds).
+    pub(crate) fn retry_after(mut self, seconds: u64) -> Self {
+        self.retry_after = Some(seconds);
+        self
     }
 
     /// The stable code.
@@ -43,7 +52,13 @@ impl From<CoreError> for ApiError {
             // Inside the request's span: the log line carries its request id.
             tracing::error!(%code, error = %e, "request failed");
         }
-        ApiError { code, message }
+        // The engine queue frees up within a second or so: each job takes milliseconds.
+        let retry_after = (code == ErrorCode::Overloaded).then_some(1);
+        ApiError {
+            code,
+            message,
+            retry_after,
+        }
     }
 }
 
@@ -51,14 +66,21 @@ impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let status = StatusCode::from_u16(self.code.http_status())
             .unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-        (
+        let mut response = (
             status,
             Json(ErrorBody {
                 code: self.code,
                 message: self.message,
             }),
         )
-            .into_response()
+            .into_response();
+        if let Some(seconds) = self.retry_after {
+            response.headers_mut().insert(
+                axum::http::header::RETRY_AFTER,
+                axum::http::HeaderValue::from(seconds),
+            );
+        }
+        response
     }
 }
 

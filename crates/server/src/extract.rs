@@ -67,11 +67,11 @@ impl FromRequestParts<AppState> for Auth {
             .core
             .authenticate_request(key.trim(), network.as_deref())
             .await?;
-        if !state.limiter.allow(&principal.key, principal.role) {
-            return Err(ApiError::new(
-                ErrorCode::RateLimited,
-                ErrorCode::RateLimited.describe(),
-            ));
+        if let Err(seconds) = state.limiter.take(&principal.key, principal.role) {
+            return Err(
+                ApiError::new(ErrorCode::RateLimited, ErrorCode::RateLimited.describe())
+                    .retry_after(seconds),
+            );
         }
         let request_id = parts
             .extensions

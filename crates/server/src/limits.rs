@@ -105,12 +105,13 @@ impl Limiter {
         }
     }
 
-    /// Takes a token from `key`'s bucket; false when it is empty.
-    pub(crate) fn allow(&self, key: &str, role: Role) -> bool {
+    /// Takes a token from `key`'s bucket, or says in how many whole seconds (at least 1) the
+    /// next one comes: the `Retry-After` of a `rate_limited` answer.
+    pub(crate) fn take(&self, key: &str, role: Role) -> Result<(), u64> {
         let rate = self.limits.of(role);
         let now = Instant::now();
         let Ok(mut buckets) = self.buckets.lock() else {
-            return true;
+            return Ok(());
         };
         if buckets.len() >= MAX_BUCKETS && !buckets.contains_key(key) {
             // Forget the buckets that have refilled anyway.
@@ -122,10 +123,11 @@ impl Limiter {
         *at = now;
         if refilled >= 1.0 {
             *tokens = refilled - 1.0;
-            true
+            Ok(())
         } else {
             *tokens = refilled;
-            false
+            // A positive, finite rate (checked when set); the cast saturates in any case.
+            Err(((1.0 - refilled) / rate.per_second).ceil().max(1.0) as u64)
         }
     }
 }
@@ -139,11 +141,20 @@ mod tests {
         let mut limits = RateLimits::default();
         limits.set("device=1/3").unwrap();
         let l = Limiter::new(limits);
-        let allowed = (0..10).filter(|_| l.allow("k", Role::Device)).count();
+        let allowed = (0..10)
+            .filter(|_| l.take("k", Role::Device).is_ok())
+            .count();
         assert_eq!(allowed, 3);
         // Another key has its own bucket; another role its own rate.
-        assert!(l.allow("k2", Role::Device));
-        assert!((0..150).all(|_| l.allow("a", Role::Admin)));
+        assert!(l.take("k2", Role::Device).is_ok());
+        assert!((0..150).all(|_| l.take("a", Role::Admin).is_ok()));
+        // An empty bucket says when its next token comes: at 1 a second, within a second; at
+        // one every ten seconds, in ten.
+        assert_eq!(l.take("k", Role::Device), Err(1));
+        limits.set("operator=0.1/1").unwrap();
+        let slow = Limiter::new(limits);
+        assert_eq!(slow.take("o", Role::Operator), Ok(()));
+        assert_eq!(slow.take("o", Role::Operator), Err(10));
         for bad in [
             "device",
             "device=1",

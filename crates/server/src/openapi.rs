@@ -20,9 +20,77 @@ use crate::ErrorResponse;
         passes::check_in, liveness::challenge, liveness::answer, liveness::set_policy,
         voices::enrol_voice, voices::verify_voice, voices::set_policy, voices::get_policy),
     components(schemas(ErrorResponse, crate::extract::ImageUpload, crate::extract::AudioUpload, crate::extract::ProbesUpload, voices::ModalityRequest, consents::ConsentRequest, credentials::CredentialRequest, keys::NewKeyRequest, links::LinkRequest, passes::PassRequest, passes::CheckInRequest, liveness::ChallengeRequest, liveness::AnswerRequest, liveness::FrameRequest, liveness::PolicyRequest)),
-    modifiers(&BearerAuth)
+    modifiers(&BearerAuth, &CommonResponses)
 )]
 pub struct ApiDoc;
+
+/// The answers any operation may give besides its own: a key over its rate limit (429), and
+/// a server that is overloaded, timed out or without its database (503); the first two with
+/// `Retry-After`.
+struct CommonResponses;
+
+impl utoipa::Modify for CommonResponses {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::{header::Header, schema::Ref, ContentBuilder, ResponseBuilder, Type};
+        let error = || {
+            ContentBuilder::new()
+                .schema(Some(Ref::from_schema_name("ErrorResponse")))
+                .build()
+        };
+        let retry_after = || {
+            let mut h = Header::new(utoipa::openapi::schema::Object::with_type(Type::Integer));
+            h.description = Some("seconds to wait before trying again".into());
+            h
+        };
+        for item in openapi.paths.paths.values_mut() {
+            let operations = [
+                &mut item.get,
+                &mut item.put,
+                &mut item.post,
+                &mut item.delete,
+                &mut item.patch,
+            ];
+            for op in operations.into_iter().flatten() {
+                let responses = &mut op.responses.responses;
+                let keyed = op.security.as_ref().is_some_and(|s| !s.is_empty());
+                let engine = op.request_body.as_ref().is_some_and(|b| {
+                    b.content.keys().any(|ct| {
+                        ct.starts_with("image/")
+                            || ct.starts_with("audio/")
+                            || ct == "multipart/form-data"
+                    })
+                });
+                if keyed {
+                    responses.entry("429".into()).or_insert_with(|| {
+                        ResponseBuilder::new()
+                            .description("`rate_limited`: this key is over its role's rate limit")
+                            .content("application/json", error())
+                            .header("Retry-After", retry_after())
+                            .into()
+                    });
+                }
+                let mut unavailable = String::new();
+                if engine {
+                    unavailable.push_str(
+                        "`overloaded` (with `Retry-After`): more face or voice work is waiting than the server takes; ",
+                    );
+                }
+                unavailable.push_str(
+                    "`request_timeout`: the request took longer than the server's limit; `storage_unavailable`: the database cannot be reached",
+                );
+                let mut response = ResponseBuilder::new()
+                    .description(unavailable)
+                    .content("application/json", error());
+                if engine {
+                    response = response.header("Retry-After", retry_after());
+                }
+                responses
+                    .entry("503".into())
+                    .or_insert_with(|| response.into());
+            }
+        }
+    }
+}
 
 struct BearerAuth;
 
@@ -60,5 +128,44 @@ mod tests {
                 "{route} is served but not in /openapi.json"
             );
         }
+    }
+
+    /// Every keyed operation documents `rate_limited` (429) with `Retry-After`; every operation
+    /// that takes a photo or a recording documents `overloaded` (503) with `Retry-After`.
+    #[test]
+    fn rate_limits_and_overload_are_documented_with_retry_after() {
+        let doc = serde_json::to_value(super::ApiDoc::openapi()).unwrap_or_default();
+        let paths = doc["paths"].as_object().cloned().unwrap_or_default();
+        let (mut keyed, mut engine) = (0, 0);
+        for (path, item) in &paths {
+            for (method, op) in item.as_object().into_iter().flatten() {
+                let at = format!("{method} {path}");
+                let responses = &op["responses"];
+                if op["security"].as_array().is_some_and(|s| !s.is_empty()) {
+                    keyed += 1;
+                    assert!(
+                        responses["429"]["headers"]["Retry-After"].is_object(),
+                        "{at}"
+                    );
+                }
+                let body = op["requestBody"]["content"].as_object();
+                if body.is_some_and(|c| c.keys().any(|k| k.starts_with("image/"))) {
+                    engine += 1;
+                    let unavailable = &responses["503"];
+                    assert!(unavailable["headers"]["Retry-After"].is_object(), "{at}");
+                    assert!(
+                        unavailable["description"]
+                            .as_str()
+                            .is_some_and(|d| d.contains("`overloaded`")),
+                        "{at}"
+                    );
+                }
+                assert!(responses["503"].is_object(), "{at}");
+            }
+        }
+        assert!(
+            keyed > 30 && engine >= 5,
+            "{keyed} keyed, {engine} with images"
+        );
     }
 }

@@ -1844,3 +1844,82 @@ async fn voice_enrolment_policy_and_fused_decisions_over_http() {
     }
     scratch.finish().await;
 }
+
+/// Overload and rate limits are answered at once with their catalogue code and a
+/// `Retry-After`, rather than with latency that grows with the load.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_overloaded_engine_and_a_rate_limit_say_when_to_retry() {
+    let scratch = Scratch::new("server_overload").await;
+    let (mut core, _db) = core_at(&scratch, &scratch.sqlite_url("o")).await;
+    // No job may wait for a core: a burst larger than the cores is partly refused.
+    core.set_engine_queue(consentry_core::EngineQueue {
+        max_waiting: 0,
+        max_wait: std::time::Duration::from_millis(1),
+    });
+    let core = Arc::new(core);
+    let (_, key) = core.bootstrap_tenant("Rush hour").await.unwrap();
+    let mut options = consentry_server::Options::default();
+    options.rate_limits.set("admin=1000/1000").unwrap();
+    options.rate_limits.set("device=0.2/1").unwrap();
+    let app = consentry_server::router_with(core.clone(), &options);
+    let send = |app: Router, key: String, uri: &'static str| async move {
+        let req = Request::builder()
+            .method("POST")
+            .uri(uri)
+            .header("authorization", format!("Bearer {key}"))
+            .header("content-type", "image/jpeg")
+            .body(Body::from(photo("obama2.jpg")))
+            .unwrap();
+        let resp = app.oneshot(req).await.unwrap();
+        let status = resp.status();
+        let retry = resp
+            .headers()
+            .get("retry-after")
+            .map(|v| v.to_str().unwrap().to_string());
+        let bytes = resp.into_body().collect().await.unwrap().to_bytes();
+        let body: Value = serde_json::from_slice(&bytes).unwrap();
+        (status, retry, body)
+    };
+    let burst: Vec<_> = (0..12)
+        .map(|_| tokio::spawn(send(app.clone(), key.clone(), "/api/v1/identify")))
+        .collect();
+    let (mut served, mut refused) = (0, 0);
+    for t in burst {
+        let (status, retry, body) = t.await.unwrap();
+        if status == StatusCode::OK {
+            // Nobody is enrolled: a served request is a deny, with no Retry-After.
+            assert_eq!(body["decision"], "deny");
+            assert_eq!(retry, None);
+            served += 1;
+        } else {
+            assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{body}");
+            assert_eq!(body["code"], "overloaded");
+            assert_eq!(retry.as_deref(), Some("1"));
+            refused += 1;
+        }
+    }
+    assert!(
+        served >= 1 && refused >= 1,
+        "{served} served, {refused} refused"
+    );
+
+    // A device key allowed one request every five seconds: the second is told to wait five.
+    let (st, minted) = call(
+        &app,
+        "POST",
+        "/api/v1/keys",
+        Some(&key),
+        Some("application/json"),
+        br#"{"role":"device","expires_in_days":30,"site":"gate-1"}"#.to_vec(),
+    )
+    .await;
+    assert_eq!(st, StatusCode::CREATED, "{minted}");
+    let device = minted["key"].as_str().unwrap().to_string();
+    let (st, _, _) = send(app.clone(), device.clone(), "/api/v1/identify").await;
+    assert_eq!(st, StatusCode::OK);
+    let (st, retry, body) = send(app.clone(), device, "/api/v1/identify").await;
+    assert_eq!(st, StatusCode::TOO_MANY_REQUESTS, "{body}");
+    assert_eq!(body["code"], "rate_limited");
+    assert_eq!(retry.as_deref(), Some("5"));
+    scratch.finish().await;
+}

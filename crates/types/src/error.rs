@@ -102,6 +102,9 @@ catalogue! {
     RateLimited => ("rate_limited", Input, 429),
     /// The request took longer than the server's limit and was abandoned (nothing was written).
     RequestTimeout => ("request_timeout", Setup, 503),
+    /// More face or voice work is waiting than the server can start soon: nothing was done;
+    /// retry after the seconds in `Retry-After`.
+    Overloaded => ("overloaded", Setup, 503),
     /// Reading a person's record needs a stated purpose (`X-Consentry-Purpose`), recorded in
     /// the audit log and shown to the person.
     PurposeRequired => ("purpose_required", Input, 400),
