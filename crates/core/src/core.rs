@@ -304,6 +304,13 @@ impl Core {
         self.queue = queue;
     }
 
+    /// Whether a job of face or voice work would be admitted now (a core free, or room in the
+    /// queue): a cheap early answer for a request that is about to need one.
+    pub fn engine_has_room(&self) -> bool {
+        self.face_slots.available_permits() > 0
+            || self.waiting.load(std::sync::atomic::Ordering::SeqCst) < self.queue.max_waiting
+    }
+
     /// A slot for one job of face or voice work: at once when a core is free, else after a
     /// bounded wait in a bounded queue (first come, first served). A request that finds the
     /// queue full, or waits longer than its limit, is refused with `overloaded` before any

@@ -39,6 +39,20 @@ fn stages(c: &mut Criterion) {
     g.bench_function("decode 250x250 jpeg", |b| {
         b.iter(|| engine.decode(black_box(&small_jpeg)))
     });
+    // DCT-scaled decoding (issue #15): jpeg-decoder, the one Rust decoder that scales while
+    // decoding, at 1/1, 1/2, 1/4 and 1/8, against the decoder we ship (zune-jpeg, full size).
+    for div in [1u16, 2, 4, 8] {
+        g.bench_function(
+            format!("decode 910x1137 jpeg, jpeg-decoder at 1/{div}"),
+            |b| {
+                b.iter(|| {
+                    let mut d = jpeg_decoder::Decoder::new(black_box(&bytes[..]));
+                    d.scale(910 / div, 1137 / div).expect("scale");
+                    d.decode().expect("decode")
+                })
+            },
+        );
+    }
     g.bench_function("detect 250x250", |b| {
         b.iter(|| engine.detect(black_box(&small)))
     });

@@ -78,15 +78,18 @@ impl utoipa::Modify for CommonResponses {
                 unavailable.push_str(
                     "`request_timeout`: the request took longer than the server's limit; `storage_unavailable`: the database cannot be reached",
                 );
+                // An operation's own 503 (say `model_unavailable`) keeps its text, with these
+                // added.
+                if let Some(utoipa::openapi::RefOr::T(own)) = responses.get("503") {
+                    unavailable = format!("{}; {unavailable}", own.description);
+                }
                 let mut response = ResponseBuilder::new()
                     .description(unavailable)
                     .content("application/json", error());
                 if engine {
                     response = response.header("Retry-After", retry_after());
                 }
-                responses
-                    .entry("503".into())
-                    .or_insert_with(|| response.into());
+                responses.insert("503".into(), response.into());
             }
         }
     }
@@ -149,7 +152,10 @@ mod tests {
                     );
                 }
                 let body = op["requestBody"]["content"].as_object();
-                if body.is_some_and(|c| c.keys().any(|k| k.starts_with("image/"))) {
+                if body.is_some_and(|c| {
+                    c.keys()
+                        .any(|k| k.starts_with("image/") || k.starts_with("audio/"))
+                }) {
                     engine += 1;
                     let unavailable = &responses["503"];
                     assert!(unavailable["headers"]["Retry-After"].is_object(), "{at}");

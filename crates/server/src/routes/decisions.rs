@@ -9,7 +9,8 @@ use serde::Deserialize;
 use serde_json::json;
 
 use crate::extract::{
-    content_type, is_audio_type, is_image_type, json_body, probes_body, Auth, Body, Query,
+    content_type, is_audio_type, is_image_type, json_body, probes_body, Auth, Body, EngineRoom,
+    Query,
 };
 use crate::routes::credentials::CredentialRequest;
 use crate::{ApiError, AppState, ErrorResponse};
@@ -42,6 +43,7 @@ pub(crate) fn decision(allow: bool) -> &'static str {
         (status = 403, description = "`liveness_required`: the tenant's policy needs a fresh liveness result of this face (`X-Consentry-Liveness`)", body = ErrorResponse)))]
 pub(crate) async fn verify_face(
     State(s): State<AppState>,
+    _: EngineRoom,
     Auth(p): Auth,
     Query(q): Query<SubjectQuery>,
     headers: HeaderMap,
@@ -73,6 +75,7 @@ pub(crate) async fn verify_answer(
         (status = 400, description = "`modality_policy`", body = ErrorResponse)))]
 pub(crate) async fn identify_face(
     State(s): State<AppState>,
+    _: EngineRoom,
     Auth(p): Auth,
     headers: HeaderMap,
     body: Body,
@@ -105,6 +108,10 @@ pub(crate) async fn decide_access(
         || is_audio_type(ct)
         || ct.eq_ignore_ascii_case("multipart/form-data")
     {
+        // A face needs the engine: refuse before reading the body when its queue is full.
+        if !s.core.engine_has_room() {
+            return Err(consentry_core::CoreError::Overloaded.into());
+        }
         let probes = probes_body(&headers, body).await?;
         let checks = checks_of(&probes);
         let id = s.core.identify_with(&p, probes).await?;

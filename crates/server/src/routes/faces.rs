@@ -7,7 +7,7 @@ use consentry_core::Purpose;
 use serde::Deserialize;
 use serde_json::json;
 
-use crate::extract::{created, image_body, Auth, Body, Path, Query};
+use crate::extract::{created, image_body, Auth, Body, EngineRoom, Path, Query};
 use crate::{ApiError, AppState, ErrorResponse};
 
 #[derive(Deserialize)]
@@ -23,6 +23,7 @@ pub(crate) struct PurposeQuery {
         (status = 413, description = "`payload_too_large`, `image_too_large`", body = ErrorResponse), (status = 401, description = "`unauthorized`", body = ErrorResponse)))]
 pub(crate) async fn enrol_face(
     State(s): State<AppState>,
+    _: EngineRoom,
     Auth(p): Auth,
     Path(id): Path<String>,
     Query(q): Query<PurposeQuery>,
@@ -61,6 +62,7 @@ pub(crate) async fn enrolled(
         (status = 401, description = "`unauthorized`", body = ErrorResponse)))]
 pub(crate) async fn frame_check(
     State(s): State<AppState>,
+    _: EngineRoom,
     Auth(p): Auth,
     headers: HeaderMap,
     body: Body,

@@ -8,7 +8,7 @@ use base64::Engine;
 use consentry_core::{LivenessFrame, Purpose};
 use serde::Deserialize;
 
-use crate::extract::{created, json_body, Auth, Body, Path};
+use crate::extract::{created, json_body, Auth, Body, EngineRoom, Path};
 use crate::{ApiError, AppState, ErrorResponse};
 use consentry_types::ErrorCode;
 
@@ -74,6 +74,7 @@ pub(crate) async fn challenge(
         (status = 413, description = "`payload_too_large`, `image_too_large`", body = ErrorResponse), (status = 503, description = "`model_unavailable`", body = ErrorResponse)))]
 pub(crate) async fn answer(
     State(s): State<AppState>,
+    _: EngineRoom,
     Auth(p): Auth,
     Path(nonce): Path<String>,
     headers: HeaderMap,

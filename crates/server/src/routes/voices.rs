@@ -9,7 +9,7 @@ use consentry_core::{Modality, Probes, Purpose};
 use serde::Deserialize;
 use serde_json::json;
 
-use crate::extract::{audio_body, json_body, Auth, Body, Path, Query};
+use crate::extract::{audio_body, json_body, Auth, Body, EngineRoom, Path, Query};
 use crate::routes::decisions::{verify_answer, SubjectQuery};
 use crate::routes::faces::{enrolled, PurposeQuery};
 use crate::{ApiError, AppState, ErrorResponse};
@@ -27,6 +27,7 @@ use crate::{ApiError, AppState, ErrorResponse};
         (status = 401, description = "`unauthorized`", body = ErrorResponse)))]
 pub(crate) async fn enrol_voice(
     State(s): State<AppState>,
+    _: EngineRoom,
     Auth(p): Auth,
     Path(id): Path<String>,
     Query(q): Query<PurposeQuery>,
@@ -48,6 +49,7 @@ pub(crate) async fn enrol_voice(
         (status = 401, description = "`unauthorized`", body = ErrorResponse)))]
 pub(crate) async fn verify_voice(
     State(s): State<AppState>,
+    _: EngineRoom,
     Auth(p): Auth,
     Query(q): Query<SubjectQuery>,
     headers: HeaderMap,
