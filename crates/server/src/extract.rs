@@ -17,9 +17,9 @@ pub const PURPOSE_HEADER: &str = "x-consentry-purpose";
 
 /// Room in the face and voice engines' queue, checked before anything else of a request that
 /// would run them (its key, its body): under overload a refusal (`overloaded`, 503,
-/// `Retry-After`) then costs microseconds instead of database round trips, so refusing a flood
-/// does not eat the cores that serve the admitted requests. The engine slot itself is still
-/// taken, and the bound enforced, when the work starts.
+/// `Retry-After`) then costs no database round trip and no body read (docs/benchmarks.md,
+/// "Serving under overload", for what a flood of refusals still costs). The engine slot itself
+/// is still taken, and the bound enforced, when the work starts.
 pub struct EngineRoom;
 
 impl FromRequestParts<AppState> for EngineRoom {
