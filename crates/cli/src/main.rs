@@ -58,6 +58,12 @@ pub struct EngineArgs {
     /// Acknowledge that the InsightFace weights may be used for non-commercial research only.
     #[arg(long, global = true)]
     accept_noncommercial_licence: bool,
+    /// Longest side, in pixels, of the quick detection pass that finds the primary face for
+    /// verification and comparison (the full pass, for enrolment, uses 640). Smaller is
+    /// cheaper; docs/benchmarks.md measures what it does to the embeddings.
+    #[arg(long, global = true, default_value_t = consentry_face::detect::DetectorConfig::default().quick_side,
+          value_parser = clap::value_parser!(u32).range(64..=640))]
+    detect_side: u32,
 }
 
 /// `--models` values.
@@ -134,6 +140,7 @@ impl EngineArgs {
             Models::Insightface => ModelSet::InsightFace,
         };
         config.accept_noncommercial_licence = self.accept_noncommercial_licence;
+        config.detector.quick_side = self.detect_side;
         FaceEngine::load(&config)
     }
 }

@@ -155,6 +155,36 @@ fn embed_prints_a_line_per_image() {
     assert_eq!(v[0]["embedding"].as_array().map(Vec::len), Some(128));
 }
 
+/// `--detect-side` sets the quick pass's input: a large portrait found at 160 pixels gives a
+/// slightly different embedding of the same face; a side out of range is refused.
+#[test]
+fn detect_side_changes_the_quick_pass_and_is_range_checked() {
+    let embedding = |side: &str| -> Vec<f64> {
+        let out = run(&[
+            "--detect-side",
+            side,
+            "embed",
+            p(&photo("obama.jpg")),
+            "--json",
+        ]);
+        let v = json_lines(&out);
+        v[0]["embedding"]
+            .as_array()
+            .expect("an embedding")
+            .iter()
+            .filter_map(Value::as_f64)
+            .collect()
+    };
+    let (wide, narrow) = (embedding("320"), embedding("160"));
+    assert_eq!((wide.len(), narrow.len()), (128, 128));
+    let norm = |v: &[f64]| v.iter().map(|x| x * x).sum::<f64>().sqrt();
+    let cosine =
+        wide.iter().zip(&narrow).map(|(a, b)| a * b).sum::<f64>() / (norm(&wide) * norm(&narrow));
+    assert!(cosine > 0.8 && cosine < 0.99999, "cosine {cosine}");
+    let refused = run(&["--detect-side", "32", "embed", p(&photo("obama.jpg"))]);
+    assert_eq!(refused.status.code(), Some(2));
+}
+
 #[test]
 fn eval_reports_kfold_and_writes_roc() {
     // A tiny LFW-style set from the sample photos: 2 folds of 1 genuine + 1 impostor pair.
