@@ -176,9 +176,10 @@ trait Graph {
     ///
     /// Slots the heuristic leaves empty are filled with the closest pruned candidates: in high
     /// intrinsic dimension (face embeddings of many people) the extra links raise recall.
-    fn select(&self, candidates: &[Scored], m: usize) -> Vec<u32> {
-        let mut kept: Vec<u32> = Vec::with_capacity(m);
-        let mut pruned: Vec<u32> = Vec::new();
+    /// The kept candidates keep their similarities to the base.
+    fn select(&self, candidates: &[Scored], m: usize) -> Vec<Scored> {
+        let mut kept: Vec<Scored> = Vec::with_capacity(m);
+        let mut pruned: Vec<Scored> = Vec::new();
         for &Scored(s, c) in candidates {
             if kept.len() >= m {
                 break;
@@ -187,10 +188,10 @@ trait Graph {
                 continue;
             }
             let row = self.row(c);
-            if kept.iter().all(|&k| dot(row, self.row(k)) < s) {
-                kept.push(c);
+            if kept.iter().all(|k| dot(row, self.row(k.1)) < s) {
+                kept.push(Scored(s, c));
             } else {
-                pruned.push(c);
+                pruned.push(Scored(s, c));
             }
         }
         let room = m.saturating_sub(kept.len());
@@ -216,7 +217,7 @@ trait Graph {
                 .map(|c| c.1)
                 .collect();
         }
-        self.select(&cands, max)
+        self.select(&cands, max).into_iter().map(|c| c.1).collect()
     }
 }
 
@@ -276,11 +277,7 @@ fn link_node<G: Link>(
         let take = if l == 0 { params.m0 / 2 } else { params.m };
         // Each chosen neighbour with its similarity to the new node, as the search scored it:
         // the same number on both ends of the link, so neither list ever computes it again.
-        let neighbours: Vec<Scored> = g
-            .select(&found, take.max(1))
-            .into_iter()
-            .filter_map(|nb| found.iter().find(|f| f.1 == nb).copied())
-            .collect();
+        let neighbours = g.select(&found, take.max(1));
         for &Scored(sim, nb) in &neighbours {
             g.add_link(nb, l, Scored(sim, node), max_links(&params, l));
         }
@@ -472,8 +469,8 @@ struct Shared<'a> {
 /// A neighbour list during the parallel build, with each neighbour's similarity to the list's
 /// node kept beside it: a full level-0 list (128 links) is cut back to its closest on nearly
 /// every insertion, and with the similarities at hand that is a sort of 129 numbers instead of
-/// 129 dot products over rows scattered across the gallery (cache misses, most of the build's
-/// time before).
+/// 129 dot products over rows scattered across the gallery (cache misses; the build is about a
+/// fifth faster without them, docs/benchmarks.md).
 #[derive(Default)]
 struct Links {
     ids: Vec<u32>,
@@ -533,9 +530,6 @@ impl Link for &Shared<'_> {
         } else {
             // Upper lists are short and few: the heuristic's own dot products are cheap there.
             self.select(&scored, max)
-                .into_iter()
-                .filter_map(|c| scored.iter().find(|s| s.1 == c).copied())
-                .collect()
         };
         list.ids = kept.iter().map(|l| l.1).collect();
         list.sims = kept.iter().map(|l| l.0).collect();
