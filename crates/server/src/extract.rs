@@ -26,6 +26,13 @@ impl FromRequestParts<AppState> for EngineRoom {
     type Rejection = ApiError;
 
     async fn from_request_parts(_: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        EngineRoom::check(state)
+    }
+}
+
+impl EngineRoom {
+    /// The same check, for a handler that needs the engines only for some bodies.
+    pub(crate) fn check(state: &AppState) -> Result<Self, ApiError> {
         if state.core.engine_has_room() {
             Ok(EngineRoom)
         } else {

@@ -109,9 +109,7 @@ pub(crate) async fn decide_access(
         || ct.eq_ignore_ascii_case("multipart/form-data")
     {
         // A face needs the engine: refuse before reading the body when its queue is full.
-        if !s.core.engine_has_room() {
-            return Err(consentry_core::CoreError::Overloaded.into());
-        }
+        EngineRoom::check(&s)?;
         let probes = probes_body(&headers, body).await?;
         let checks = checks_of(&probes);
         let id = s.core.identify_with(&p, probes).await?;
