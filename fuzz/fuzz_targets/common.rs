@@ -9,7 +9,10 @@ pub fn trust() -> &'static TrustList {
     static T: OnceLock<TrustList> = OnceLock::new();
     T.get_or_init(|| {
         let ed = ed25519_dalek::SigningKey::from_bytes(&[1; 32]);
-        let keys = [Some(PassKey::Ed25519(ed)), PassKey::p256_from_bytes(&[3; 32])];
+        let keys = [
+            Some(PassKey::Ed25519(ed)),
+            PassKey::p256_from_bytes(&[3; 32]),
+        ];
         let keys: Vec<_> = keys.iter().flatten().map(PassKey::public).collect();
         TrustList::new("consentry/t1", &keys)
     })

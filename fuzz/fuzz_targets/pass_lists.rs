@@ -2,7 +2,6 @@
 //! document, and any bytes as base45 text: errors, never panics.
 #![no_main]
 
-
 use consentry_pass::{base45, RevocationList, TrustList};
 use libfuzzer_sys::fuzz_target;
 
@@ -16,7 +15,10 @@ fuzz_target!(|data: &[u8]| {
         let _ = TrustList::from_json(text);
         let _ = RevocationList::from_json(text, trust());
         if let Some(bytes) = base45::decode(text) {
-            assert_eq!(base45::decode(&base45::encode(&bytes)).as_deref(), Some(&bytes[..]));
+            assert_eq!(
+                base45::decode(&base45::encode(&bytes)).as_deref(),
+                Some(&bytes[..])
+            );
         }
     }
 });

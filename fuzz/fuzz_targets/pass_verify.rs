@@ -25,7 +25,11 @@ fuzz_target!(|data: &[u8]| {
     let mut z = flate2::write::ZlibEncoder::new(Vec::new(), flate2::Compression::fast());
     if z.write_all(data).is_ok() {
         if let Ok(zipped) = z.finish() {
-            let _ = verify(&format!("{PREFIX}{}", base45::encode(&zipped)), trust(), &check);
+            let _ = verify(
+                &format!("{PREFIX}{}", base45::encode(&zipped)),
+                trust(),
+                &check,
+            );
         }
     }
 });

@@ -12,6 +12,9 @@
 //!    bisection: the first `k` whose rebuilt prefix root has no valid consistency proof to the
 //!    checkpoint (a changed, removed or reordered entry changes every prefix that holds it).
 //!    When the tree itself was rewritten, the finding is `not_an_extension`.
+//! 5. An export file holds entries only, no tree of its own to prove anything from: its entries
+//!    must hash to both checkpoints' roots, and when they do not, no entry can be named (a root
+//!    hash does not tell which leaf changed), so the finding is `changed`.
 
 use crate::merkle::{leaf_hash, verify_consistency, Hash, MemoryTree};
 use crate::note::{Checkpoint, NoteError, VerifierKey};
@@ -27,6 +30,12 @@ pub trait Log {
     fn entries(&mut self, start: u64, end: u64) -> Result<Vec<(u64, String)>, String>;
     /// The consistency proof between two tree sizes.
     fn consistency(&mut self, first: u64, second: u64) -> Result<Vec<Hash>, String>;
+    /// Whether the proofs come from a tree the log keeps apart from its entries (a server's
+    /// stored tree), so that they can locate a changed entry. An export's proofs could only be
+    /// computed from the very entries under test.
+    fn keeps_a_tree(&self) -> bool {
+        true
+    }
 }
 
 /// What the verification found.
@@ -59,6 +68,12 @@ pub enum Finding {
         /// Its index.
         index: u64,
         /// Which checkpoint it fails against: `saved` or `current`.
+        against: &'static str,
+    },
+    /// An export's entries do not hash to a checkpoint's root: some entry was changed, removed
+    /// or moved, and without the log's tree there is nothing to tell which.
+    Changed {
+        /// Which checkpoint they fail against: `saved` or `current`.
         against: &'static str,
     },
 }
@@ -130,11 +145,6 @@ pub fn verify(
         };
         return Ok(report);
     }
-    let proof = log
-        .consistency(saved.size, current.size)
-        .map_err(VerifyError::Fetch)?;
-    let extends = verify_consistency(saved.size, current.size, &saved.root, &current.root, &proof);
-
     let mut tree = MemoryTree::new();
     let mut next = 0u64;
     while next < current.size {
@@ -158,6 +168,22 @@ pub fn verify(
     }
     report.entries_checked = next;
 
+    if !log.keeps_a_tree() {
+        // Both roots rebuilt from the entries themselves: equal to both signed roots, they
+        // prove the saved tree a prefix of the current one; no proof is needed.
+        for (cp, against) in [(&saved, "saved"), (&current, "current")] {
+            if tree.root(cp.size) != Some(cp.root) {
+                report.finding = Finding::Changed { against };
+                return Ok(report);
+            }
+        }
+        return Ok(report);
+    }
+    // Fetched once every entry is at hand, so that a missing entry is named first.
+    let proof = log
+        .consistency(saved.size, current.size)
+        .map_err(VerifyError::Fetch)?;
+    let extends = verify_consistency(saved.size, current.size, &saved.root, &current.root, &proof);
     if !extends {
         // The log's own tree no longer extends the saved one: its history was rewritten, and
         // its proofs cannot be trusted to point at the entry.
@@ -229,15 +255,16 @@ impl Log for MemoryLog {
             .collect())
     }
 
-    /// Computed from the entries themselves: an export carries no proofs, and needs none,
-    /// since every entry is at hand.
+    /// Never asked for: an export carries no proofs, and needs none, since every entry is at
+    /// hand (see [`Log::keeps_a_tree`]).
     fn consistency(&mut self, first: u64, second: u64) -> Result<Vec<Hash>, String> {
-        let mut tree = MemoryTree::new();
-        for (_, data) in &self.entries {
-            tree.push(leaf_hash(data.as_bytes()));
-        }
-        tree.consistency_proof(first, second)
-            .ok_or_else(|| format!("no proof from {first} to {second}"))
+        Err(format!(
+            "an export holds no tree to prove {first} to {second} from"
+        ))
+    }
+
+    fn keeps_a_tree(&self) -> bool {
+        false
     }
 }
 
@@ -422,8 +449,38 @@ mod tests {
         let key = s.vkey();
         let r = verify(&mut export, &key, &saved, &mut |_, _| {}).unwrap();
         assert!(r.ok(), "{r:?}");
-        export.entries[3].1.push(' ');
-        let r = verify(&mut export, &key, &saved, &mut |_, _| {}).unwrap();
-        assert!(!r.ok());
+        let mut grown = s;
+        for i in 0..20 {
+            grown.append(5000 + i);
+        }
+        let pristine = MemoryLog {
+            checkpoint: grown.note(),
+            entries: grown.entries.clone(),
+        };
+        let check = |log: &MemoryLog, saved: &str| {
+            verify(&mut log.clone(), &key, saved, &mut |_, _| {})
+                .unwrap()
+                .finding
+        };
+        assert_eq!(check(&pristine, &saved), Finding::Ok);
+        // A changed entry before and after the saved size; from an empty saved log too.
+        let empty = Server::new(0).note();
+        for (edited, saved, against) in [
+            (3, &saved, "saved"),
+            (1510, &saved, "current"),
+            (0, &empty, "current"),
+        ] {
+            let mut export = pristine.clone();
+            export.entries[edited].1.push(' ');
+            assert_eq!(
+                check(&export, saved),
+                Finding::Changed { against },
+                "{edited}"
+            );
+        }
+        // A removed entry is named, not an error for want of a proof.
+        let mut export = pristine.clone();
+        export.entries.remove(1502);
+        assert_eq!(check(&export, &saved), Finding::Missing { index: 1502 });
     }
 }

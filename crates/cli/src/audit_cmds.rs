@@ -348,6 +348,9 @@ fn print_report(r: &Report, took: std::time::Duration, json: bool) {
             r.saved_size
         ),
         Finding::Missing { index } => format!("FAILED: entry {index} is missing"),
+        Finding::Changed { against } => format!(
+            "FAILED: the export's entries do not match the {against} checkpoint: an entry was changed, removed or moved"
+        ),
         Finding::Altered { index, against } => format!(
             "FAILED: entry {index} was changed, removed or moved (it no longer matches the {against} checkpoint)"
         ),

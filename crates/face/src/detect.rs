@@ -180,6 +180,18 @@ impl Detector {
     }
 }
 
+/// The detector's input for `img` scaled to at most `max_side`: its padded width and height and
+/// its planar values. Public for the fuzz target that follows an upload up to the detector's
+/// input without a model; the engine itself calls the private path.
+#[doc(hidden)]
+pub fn detector_input(
+    img: &RgbImage,
+    max_side: u32,
+    model: DetectorModel,
+) -> Result<(usize, usize, Vec<f32>), FaceError> {
+    prepare_input(img, max_side, model).map(|i| (i.width, i.height, i.data))
+}
+
 /// The detector's input: planar floats in the model's channel order and scale, padded to
 /// multiples of 32.
 struct DetectorInput {

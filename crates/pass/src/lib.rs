@@ -158,9 +158,10 @@ pub fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
-/// Bytes from lower- or upper-case hex.
+/// Bytes from lower- or upper-case hex. Only hex digits: `u8::from_str_radix` alone would also
+/// take a `+` sign, giving one value two spellings.
 pub fn unhex(text: &str) -> Option<Vec<u8>> {
-    if !text.len().is_multiple_of(2) || !text.is_ascii() {
+    if !text.len().is_multiple_of(2) || !text.bytes().all(|b| b.is_ascii_hexdigit()) {
         return None;
     }
     (0..text.len())

@@ -395,3 +395,12 @@ fn the_fuzz_seeds_are_what_the_code_makes() {
         assert_eq!(std::fs::read(&path).unwrap(), bytes, "{name}");
     }
 }
+
+#[test]
+fn hex_is_digits_only() {
+    assert_eq!(crate::unhex("0aFf"), Some(vec![0x0a, 0xff]));
+    // `u8::from_str_radix` alone would read "+a" as 0x0a: one value, two spellings.
+    for bad in ["+a", "-0", " a", "0g", "abc", "\u{e9}0"] {
+        assert_eq!(crate::unhex(bad), None, "{bad:?}");
+    }
+}

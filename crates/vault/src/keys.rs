@@ -71,7 +71,7 @@ fn open(
 /// Parses 64 hex digits, with no copy of the secret outside a zeroizing buffer.
 fn parse_hex(text: &str) -> Result<Zeroizing<[u8; 32]>, VaultError> {
     let text = text.trim();
-    if text.len() != 64 || !text.is_ascii() {
+    if text.len() != 64 || !text.bytes().all(|b| b.is_ascii_hexdigit()) {
         return Err(VaultError::KeyFormat);
     }
     let mut out = Zeroizing::new([0u8; 32]);

@@ -186,6 +186,11 @@ fn keys_parse_print_and_redact() {
         Kek::from_hex(&"zz".repeat(32)).map(|_| ()),
         Err(VaultError::KeyFormat)
     );
+    // `from_str_radix` alone takes a sign: "+f" would read as 0x0f.
+    assert_eq!(
+        Kek::from_hex(&format!("+{}", &hex[1..])).map(|_| ()),
+        Err(VaultError::KeyFormat)
+    );
     let debug = format!(
         "{kek:?} {:?} {:?}",
         DataKey::generate(),
