@@ -168,12 +168,25 @@ impl<S: Send + Sync> FromRequest<S> for Body {
     type Rejection = ApiError;
 
     async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
-        match axum::body::Bytes::from_request(req, state).await {
-            Ok(b) => Ok(Body(b)),
-            Err(e) if e.status() == StatusCode::PAYLOAD_TOO_LARGE => Err(ApiError::new(
+        let too_large = || {
+            ApiError::new(
                 ErrorCode::PayloadTooLarge,
                 format!("the body is larger than {MAX_IMAGE_BYTES} bytes"),
-            )),
+            )
+        };
+        // A declared length over the limit is refused before a byte of the body is awaited, so
+        // a client cannot hold the connection open by promising gigabytes.
+        let declared = req
+            .headers()
+            .get(axum::http::header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse::<u64>().ok());
+        if declared.is_some_and(|n| n > MAX_IMAGE_BYTES as u64) {
+            return Err(too_large());
+        }
+        match axum::body::Bytes::from_request(req, state).await {
+            Ok(b) => Ok(Body(b)),
+            Err(e) if e.status() == StatusCode::PAYLOAD_TOO_LARGE => Err(too_large()),
             Err(_) => Err(ApiError::new(
                 ErrorCode::InvalidRequest,
                 "the request body could not be read",

@@ -45,6 +45,17 @@ impl Server {
 
     /// A server with more arguments and environment variables.
     pub fn start_with(db: &str, key_file: &Path, args: &[&str], envs: &[(&str, &str)]) -> Server {
+        Server::start_logging(db, key_file, args, envs, Stdio::null())
+    }
+
+    /// A server whose standard error (its log) goes to `stderr`.
+    pub fn start_logging(
+        db: &str,
+        key_file: &Path,
+        args: &[&str],
+        envs: &[(&str, &str)],
+        stderr: Stdio,
+    ) -> Server {
         let mut child = Command::new(env!("CARGO_BIN_EXE_consentry"))
             .args([
                 "serve",
@@ -62,7 +73,7 @@ impl Server {
             .env("CONSENTRY_ASSETS", assets())
             .env_remove("CONSENTRY_ROOT_KEY")
             .stdout(Stdio::piped())
-            .stderr(Stdio::null())
+            .stderr(stderr)
             .spawn()
             .expect("start consentry serve");
         let stdout = child.stdout.take().unwrap();
@@ -77,6 +88,27 @@ impl Server {
             }
         };
         Server { child, addr }
+    }
+
+    /// The server's process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Whether the process is still running.
+    pub fn running(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(None))
+    }
+
+    /// The process's resident memory, from `/proc`, in KiB.
+    pub fn rss_kib(&self) -> u64 {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid())).unwrap();
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmRSS:"))
+            .and_then(|v| v.split_whitespace().next())
+            .and_then(|v| v.parse().ok())
+            .unwrap()
     }
 
     pub fn url(&self) -> String {
@@ -124,6 +156,14 @@ impl Server {
             .unwrap();
         let body = raw.split_once("\r\n\r\n").map_or("", |(_, b)| b);
         (status, serde_json::from_str(body).unwrap_or(Value::Null))
+    }
+}
+
+impl Server {
+    /// SIGKILL, and waits for the process to go: no shutdown, no drain, no flush.
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
     }
 }
 
