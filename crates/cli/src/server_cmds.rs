@@ -159,6 +159,11 @@ pub struct ServeArgs {
     /// raise it together with --rate-limit.
     #[arg(long, default_value_t = consentry_core::AbuseRules::default().burst_floor)]
     burst_floor: i64,
+    /// Distinct subjects one admin or operator key may read in an hour before it is suspended,
+    /// at least (or four times its usual hourly reads, when that is more). Contract and load
+    /// tests, which read thousands of made-up subjects, raise it.
+    #[arg(long, default_value_t = consentry_core::AbuseRules::default().distinct_reads_floor)]
+    distinct_reads_floor: i64,
     /// Face and voice jobs that may wait for a free core at once (default: 4 per core); one
     /// more is refused with `overloaded` (503, `Retry-After`) instead of queueing without
     /// bound.
@@ -314,6 +319,7 @@ pub fn serve(engine: &EngineArgs, a: &ServeArgs) -> Result<(), Failure> {
         operator_hours: a.operator_hours.as_deref().map(parse_hours).transpose()?,
         new_network: a.new_network_rule,
         burst_floor: a.burst_floor.max(1),
+        distinct_reads_floor: a.distinct_reads_floor.max(1),
         ..consentry_core::AbuseRules::default()
     };
     runtime()?.block_on(async {

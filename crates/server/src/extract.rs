@@ -410,3 +410,68 @@ pub(crate) fn json_body<T: serde::de::DeserializeOwned>(
     serde_json::from_slice(body)
         .map_err(|e| ApiError::new(ErrorCode::InvalidRequest, format!("malformed JSON: {e}")))
 }
+
+/// Integer fields of JSON bodies that also take a number with a zero fraction (`30.0`): JSON
+/// Schema's `integer` includes them, and clients that write every number as a float send them.
+/// Anything else (a fraction, out of range) is refused as `invalid_request` like any malformed
+/// body.
+pub(crate) mod whole {
+    use serde::{de::Error, Deserialize, Deserializer};
+
+    fn from<E: Error>(n: serde_json::Number) -> Result<i64, E> {
+        if let Some(i) = n.as_i64() {
+            return Ok(i);
+        }
+        match n.as_f64() {
+            // Below 2^63 in magnitude, so the cast is exact.
+            Some(f) if f.fract() == 0.0 && f.abs() < 9.223_372_036_854_775e18 => Ok(f as i64),
+            _ => Err(E::custom(format!("{n} is not a whole number in range"))),
+        }
+    }
+
+    pub(crate) fn i64<'de, D: Deserializer<'de>>(d: D) -> Result<i64, D::Error> {
+        from(serde_json::Number::deserialize(d)?)
+    }
+
+    pub(crate) fn option_i64<'de, D: Deserializer<'de>>(d: D) -> Result<Option<i64>, D::Error> {
+        Option::<serde_json::Number>::deserialize(d)?
+            .map(from)
+            .transpose()
+    }
+
+    pub(crate) fn u32<'de, D: Deserializer<'de>>(d: D) -> Result<u32, D::Error> {
+        let n = from(serde_json::Number::deserialize(d)?)?;
+        u32::try_from(n).map_err(|_| D::Error::custom(format!("{n} is out of range")))
+    }
+
+    #[cfg(test)]
+    mod tests {
+        #[derive(serde::Deserialize, Debug)]
+        struct T {
+            #[serde(deserialize_with = "super::i64")]
+            a: i64,
+            #[serde(default, deserialize_with = "super::option_i64")]
+            b: Option<i64>,
+            #[serde(default, deserialize_with = "super::u32")]
+            c: u32,
+        }
+
+        #[test]
+        fn whole_floats_are_integers_and_nothing_else_is() {
+            let t: T = serde_json::from_str(r#"{"a": 30.0, "b": -2, "c": 7.0}"#).unwrap();
+            assert_eq!((t.a, t.b, t.c), (30, Some(-2), 7));
+            let t: T = serde_json::from_str(r#"{"a": 1, "b": null}"#).unwrap();
+            assert_eq!((t.a, t.b, t.c), (1, None, 0));
+            for bad in [
+                r#"{"a": 30.5}"#,
+                r#"{"a": 1e300}"#,
+                r#"{"a": 9223372036854775808}"#,
+                r#"{"a": "30"}"#,
+                r#"{"a": 1, "c": -1}"#,
+                r#"{"a": 1, "c": 4294967296.0}"#,
+            ] {
+                assert!(serde_json::from_str::<T>(bad).is_err(), "{bad}");
+            }
+        }
+    }
+}

@@ -159,10 +159,7 @@ pub fn router_with(core: Arc<Core>, options: &Options) -> Router {
             get(|| async { Json(json!({ "status": "ok" })) }),
         )
         .route("/metrics", get(metrics::metrics))
-        .route(
-            "/openapi.json",
-            get(|| async { Json(<ApiDoc as utoipa::OpenApi>::openapi()) }),
-        )
+        .route("/openapi.json", get(|| async { Json(openapi::document()) }))
         .route("/api/v1/subjects", post(subjects::create_subject))
         .route(
             "/api/v1/subjects/{id}",

@@ -20,7 +20,7 @@ use crate::ErrorResponse;
         passes::check_in, liveness::challenge, liveness::answer, liveness::set_policy,
         voices::enrol_voice, voices::verify_voice, voices::set_policy, voices::get_policy),
     components(schemas(ErrorResponse, crate::extract::ImageUpload, crate::extract::AudioUpload, crate::extract::ProbesUpload, voices::ModalityRequest, consents::ConsentRequest, credentials::CredentialRequest, keys::NewKeyRequest, links::LinkRequest, passes::PassRequest, passes::CheckInRequest, liveness::ChallengeRequest, liveness::AnswerRequest, liveness::FrameRequest, liveness::PolicyRequest)),
-    modifiers(&BearerAuth, &CommonResponses)
+    modifiers(&BearerAuth, &CommonResponses, &Links)
 )]
 pub struct ApiDoc;
 
@@ -60,6 +60,50 @@ impl utoipa::Modify for CommonResponses {
                             || ct == "multipart/form-data"
                     })
                 });
+                // Answers every operation of a kind can give, added where the operation does
+                // not already describe that status.
+                let mut add = |status: &str, text: &str| {
+                    responses.entry(status.into()).or_insert_with(|| {
+                        ResponseBuilder::new()
+                            .description(text)
+                            .content("application/json", error())
+                            .into()
+                    });
+                };
+                let has_path_id = op.parameters.as_ref().is_some_and(|ps| {
+                    ps.iter()
+                        .any(|p| p.parameter_in == utoipa::openapi::path::ParameterIn::Path)
+                });
+                if has_path_id {
+                    add("404", "`not_found`: no such resource in this key's tenant");
+                }
+                if keyed {
+                    add(
+                        "400",
+                        "`invalid_request`: a malformed parameter, body or `X-Consentry-Purpose`",
+                    );
+                    add(
+                        "401",
+                        "`unauthorized`, `key_expired`, `key_revoked`: no valid key",
+                    );
+                    add(
+                        "403",
+                        "`forbidden`: the key's role may not; `key_suspended`",
+                    );
+                }
+                if op.request_body.is_some() {
+                    add("413", "`payload_too_large`: the body is over 10 MiB");
+                }
+                if engine {
+                    add(
+                        "415",
+                        "`unsupported_format`, `unsupported_audio`: not a JPEG, PNG, WAV or FLAC",
+                    );
+                    add(
+                        "422",
+                        "a quality code: `no_face`, `multiple_faces`, `face_too_small`, `too_blurry`, `face_turned`, `low_confidence`, `face_cut_off`, `audio_too_short`",
+                    );
+                }
                 if keyed {
                     responses.entry("429".into()).or_insert_with(|| {
                         ResponseBuilder::new()
@@ -95,6 +139,144 @@ impl utoipa::Modify for CommonResponses {
     }
 }
 
+/// The document as served: utoipa 5.5 writes a link's `operationId` as `operation_id`, which
+/// no OpenAPI tool reads, so it is renamed here.
+pub fn document() -> serde_json::Value {
+    let mut doc = serde_json::to_value(<ApiDoc as utoipa::OpenApi>::openapi())
+        .unwrap_or(serde_json::Value::Null);
+    let links = doc["paths"]
+        .as_object_mut()
+        .into_iter()
+        .flat_map(|paths| paths.values_mut())
+        .filter_map(|item| item.as_object_mut())
+        .flat_map(|item| item.values_mut())
+        .filter_map(|op| op.get_mut("responses").and_then(|r| r.as_object_mut()))
+        .flat_map(|responses| responses.values_mut())
+        .filter_map(|response| response.get_mut("links").and_then(|l| l.as_object_mut()))
+        .flat_map(|links| links.values_mut())
+        .filter_map(|link| link.as_object_mut());
+    for link in links {
+        if let Some(id) = link.remove("operation_id") {
+            link.insert("operationId".into(), id);
+        }
+    }
+    doc
+}
+
+/// OpenAPI links: which answer's ids feed which operations, so that a client (or a contract
+/// tester's stateful phase) can follow the API from a new subject to its consents, templates,
+/// credentials, passes and links, and from a new key, pass, link or challenge to what acts on
+/// it.
+struct Links;
+
+impl utoipa::Modify for Links {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::link::LinkBuilder;
+        use utoipa::openapi::RefOr;
+        const SUBJECT: &str = "$response.body#/id";
+        // The operations an answer feeds: (target operationId, [(parameter, value)]).
+        type Targets<'a> = &'a [(&'a str, &'a [(&'a str, &'a str)])];
+        // (path, method of the creating operation, what its 201 feeds).
+        let links: &[(&str, &str, Targets)] = &[
+            (
+                "/api/v1/subjects",
+                "post",
+                &[
+                    ("show_subject", &[("id", SUBJECT)]),
+                    ("delete_subject", &[("id", SUBJECT)]),
+                    ("grant_consent", &[("id", SUBJECT)]),
+                    ("enrol_face", &[("id", SUBJECT)]),
+                    ("enrol_voice", &[("id", SUBJECT)]),
+                    ("add_credential", &[("id", SUBJECT)]),
+                    ("issue_pass", &[("id", SUBJECT)]),
+                    ("subject_token", &[("id", SUBJECT)]),
+                    ("accesses", &[("id", SUBJECT)]),
+                    ("verify_face", &[("subject", SUBJECT)]),
+                    ("verify_voice", &[("subject", SUBJECT)]),
+                ],
+            ),
+            (
+                "/api/v1/subjects/{id}/consents",
+                "post",
+                &[(
+                    "withdraw_consent",
+                    &[
+                        ("id", "$request.path.id"),
+                        ("cid", "$response.body#/consent_id"),
+                    ],
+                )],
+            ),
+            (
+                "/api/v1/keys",
+                "post",
+                &[
+                    ("revoke_key", &[("id", "$response.body#/id")]),
+                    ("rotate_key", &[("id", "$response.body#/id")]),
+                ],
+            ),
+            (
+                "/api/v1/subjects/{id}/passes",
+                "post",
+                &[
+                    (
+                        "qr_svg",
+                        &[
+                            ("id", "$request.path.id"),
+                            ("pid", "$response.body#/pass_id"),
+                        ],
+                    ),
+                    (
+                        "qr_png",
+                        &[
+                            ("id", "$request.path.id"),
+                            ("pid", "$response.body#/pass_id"),
+                        ],
+                    ),
+                    (
+                        "revoke_pass",
+                        &[
+                            ("id", "$request.path.id"),
+                            ("pid", "$response.body#/pass_id"),
+                        ],
+                    ),
+                ],
+            ),
+            (
+                "/api/v1/links",
+                "post",
+                &[("use_link", &[("token", "$response.body#/token")])],
+            ),
+            (
+                "/api/v1/liveness/challenges",
+                "post",
+                &[("answer", &[("nonce", "$response.body#/nonce")])],
+            ),
+        ];
+        for (path, method, targets) in links {
+            let Some(item) = openapi.paths.paths.get_mut(*path) else {
+                continue;
+            };
+            let op = match *method {
+                "post" => item.post.as_mut(),
+                _ => None,
+            };
+            let Some(RefOr::T(created)) = op.and_then(|op| op.responses.responses.get_mut("201"))
+            else {
+                continue;
+            };
+            for (target, params) in *targets {
+                let mut link = LinkBuilder::new().operation_id(*target);
+                for (name, value) in *params {
+                    link = link.parameter(*name, *value);
+                }
+                created
+                    .links
+                    .insert((*target).to_string(), link.build().into());
+            }
+        }
+    }
+}
+
 struct BearerAuth;
 
 impl utoipa::Modify for BearerAuth {
@@ -114,6 +296,50 @@ mod tests {
 
     /// Every `/api/v1` route the router serves is in the OpenAPI document, so a generated
     /// client reaches all of it (the routes are read from the router's source).
+    /// Operation ids are unique (generated clients name their functions by them), and every
+    /// link names an operation that exists and a parameter it has.
+    #[test]
+    fn operation_ids_are_unique_and_links_resolve() {
+        let doc = super::document();
+        let mut ops = std::collections::BTreeMap::new();
+        for item in doc["paths"].as_object().expect("paths").values() {
+            for op in item.as_object().expect("item").values() {
+                let id = op["operationId"].as_str().expect("operationId").to_string();
+                let params: Vec<String> = op["parameters"]
+                    .as_array()
+                    .map(|ps| {
+                        ps.iter()
+                            .map(|p| p["name"].as_str().unwrap_or("").to_string())
+                            .collect()
+                    })
+                    .unwrap_or_default();
+                assert!(
+                    ops.insert(id.clone(), (op.clone(), params)).is_none(),
+                    "{id} twice"
+                );
+            }
+        }
+        let mut links = 0;
+        for (_, (op, _)) in ops.iter() {
+            for response in op["responses"].as_object().expect("responses").values() {
+                for link in response["links"]
+                    .as_object()
+                    .into_iter()
+                    .flat_map(|l| l.values())
+                {
+                    let target = link["operationId"].as_str().expect("link target");
+                    let (_, params) = ops.get(target).unwrap_or_else(|| panic!("{target}"));
+                    for name in link["parameters"].as_object().expect("parameters").keys() {
+                        assert!(params.contains(name), "{target} has no {name}");
+                    }
+                    links += 1;
+                }
+            }
+        }
+        // Every link the `Links` modifier adds was found and checked.
+        assert!(links >= 19, "{links}");
+    }
+
     #[test]
     fn every_api_route_is_documented() {
         let doc = super::ApiDoc::openapi();

@@ -6,6 +6,7 @@ use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use consentry_audit::hash_to_base64;
+use consentry_types::ErrorCode;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
@@ -129,6 +130,12 @@ pub(crate) async fn accesses(
     req: axum::extract::Request,
 ) -> Result<Json<serde_json::Value>, ApiError> {
     let limit = q.limit.unwrap_or(100);
+    if !(1..=1000).contains(&limit) {
+        return Err(ApiError::new(
+            ErrorCode::InvalidRequest,
+            "limit must be 1 to 1000",
+        ));
+    }
     let bearer = req
         .headers()
         .get(header::AUTHORIZATION)

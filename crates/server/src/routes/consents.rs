@@ -31,6 +31,7 @@ pub(crate) struct ConsentRequest {
     purpose: String,
     /// Days the data is kept (1 to 1095).
     #[schema(minimum = 1, maximum = 1095)]
+    #[serde(deserialize_with = "crate::extract::whole::i64")]
     retention_days: i64,
 }
 

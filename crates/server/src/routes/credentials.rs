@@ -15,7 +15,11 @@ use crate::{ApiError, AppState, ErrorResponse};
 #[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct CredentialRequest {
+    /// A card number as read from the card: not blank, at most 128 bytes.
+    #[schema(min_length = 1, max_length = 128, pattern = "\\S")]
     card: Option<String>,
+    /// 6 to 12 digits.
+    #[schema(pattern = "^[0-9]{6,12}$")]
     pin: Option<String>,
 }
 

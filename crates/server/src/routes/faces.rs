@@ -16,7 +16,7 @@ pub(crate) struct PurposeQuery {
 }
 
 #[utoipa::path(post, path = "/api/v1/subjects/{id}/faces", tag = "faces", security(("bearer" = [])),
-    params(("id" = String, Path), ("purpose" = String, Query, description = "access or verification")),
+    params(("id" = String, Path), ("purpose" = String, Query, description = "access or verification", pattern = "^(access|verification)$")),
     request_body(content((Vec<u8> = "image/jpeg"), (crate::extract::ImageUpload = "multipart/form-data")), description = "a JPEG or PNG photo, at most 10 MiB: the whole body, or the `image` part of a multipart form"),
     responses((status = 201, description = "`{\"template_id\", \"subject_token\", \"checks\"}`: the person's own token (`st_…`, for `GET /api/v1/subjects/{id}/accesses`) at their first enrolment, null afterwards; `checks` is `[\"face\"]` or `[\"face\", \"liveness\"]`"), (status = 403, description = "`consent_required`, `liveness_required`", body = ErrorResponse),
         (status = 422, description = "`no_face`, `multiple_faces`, `face_too_small`, `too_blurry`, `face_turned`, ...", body = ErrorResponse),

@@ -17,9 +17,11 @@ use crate::{ApiError, AppState, ErrorResponse};
 #[serde(deny_unknown_fields)]
 pub(crate) struct NewKeyRequest {
     /// `admin`, `operator`, `device` or `auditor`.
+    #[schema(pattern = "^(admin|operator|device|auditor)$")]
     role: String,
     /// 1 to 3650; none for no expiry.
     #[schema(minimum = 1, maximum = 3650)]
+    #[serde(default, deserialize_with = "crate::extract::whole::option_i64")]
     expires_in_days: Option<i64>,
     /// A device key's site: 1 to 100 letters, digits, `-`, `_`, `.`.
     #[schema(max_length = 100)]

@@ -16,14 +16,20 @@ use crate::{ApiError, AppState, ErrorResponse};
 #[serde(deny_unknown_fields)]
 pub(crate) struct LinkRequest {
     /// `subject.read` or `subject.accesses`.
+    #[schema(pattern = "^subject\\.(read|accesses)$")]
     action: String,
     /// The subject's id.
     subject: String,
     /// Why (recorded with every use, shown to the person).
-    #[schema(min_length = 1, max_length = 200)]
+    #[schema(
+        min_length = 1,
+        max_length = 200,
+        pattern = "^[^\\u0000-\\u001f\\u007f-\\u009f]+$"
+    )]
     purpose: String,
     /// 1 to 60.
     #[schema(minimum = 1, maximum = 60)]
+    #[serde(deserialize_with = "crate::extract::whole::i64")]
     minutes: i64,
 }
 

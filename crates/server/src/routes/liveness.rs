@@ -26,6 +26,7 @@ pub(crate) struct ChallengeRequest {
 pub(crate) struct FrameRequest {
     /// Milliseconds since the first frame (increasing).
     #[schema(minimum = 0, maximum = 60000)]
+    #[serde(deserialize_with = "crate::extract::whole::u32")]
     t_ms: u32,
     /// The JPEG or PNG, base64.
     image: String,
@@ -45,6 +46,7 @@ pub(crate) struct AnswerRequest {
 #[serde(deny_unknown_fields)]
 pub(crate) struct PolicyRequest {
     /// `access` or `verification`.
+    #[schema(pattern = "^(access|verification)$")]
     purpose: String,
     /// Whether enrolment and verification for it need a fresh liveness result.
     required: bool,
@@ -99,7 +101,7 @@ pub(crate) async fn answer(
     Ok(Json(s.core.liveness_answer(&p, &nonce, frames).await?))
 }
 
-#[utoipa::path(put, path = "/api/v1/liveness/policy", tag = "liveness", security(("bearer" = [])),
+#[utoipa::path(put, path = "/api/v1/liveness/policy", operation_id = "set_liveness_policy", tag = "liveness", security(("bearer" = [])),
     request_body = PolicyRequest,
     responses((status = 204, description = "set: enrolment and verification for the purpose need (or no longer need) `X-Consentry-Liveness`"),
         (status = 400, description = "`invalid_request`", body = ErrorResponse), (status = 401, description = "`unauthorized`", body = ErrorResponse),

@@ -24,6 +24,7 @@ pub(crate) struct PassRequest {
     verifier: Option<String>,
     /// Days of validity, 1 to 365 (default 30).
     #[schema(minimum = 1, maximum = 365)]
+    #[serde(default, deserialize_with = "crate::extract::whole::option_i64")]
     valid_days: Option<i64>,
     /// `EdDSA` (default) or `ES256`, for verifiers that cannot check EdDSA.
     #[schema(pattern = "^(EdDSA|ES256)$")]
@@ -129,7 +130,7 @@ pub(crate) async fn revoke_pass(
     Ok(Json(json!({ "revoked": true })))
 }
 
-#[utoipa::path(post, path = "/api/v1/passes/rotate", tag = "passes", security(("bearer" = [])),
+#[utoipa::path(post, path = "/api/v1/passes/rotate", operation_id = "rotate_pass_key", tag = "passes", security(("bearer" = [])),
     responses((status = 200, description = "`{\"kids\": [EdDSA, ES256]}`: the new signing keys' ids (hex); the old ones stay in the trust list until their last pass expires"),
         (status = 401, description = "`unauthorized`", body = ErrorResponse), (status = 403, description = "`forbidden`", body = ErrorResponse)))]
 pub(crate) async fn rotate_key(

@@ -15,7 +15,7 @@ use crate::routes::faces::{enrolled, PurposeQuery};
 use crate::{ApiError, AppState, ErrorResponse};
 
 #[utoipa::path(post, path = "/api/v1/subjects/{id}/voices", tag = "voices", security(("bearer" = [])),
-    params(("id" = String, Path), ("purpose" = String, Query, description = "access or verification")),
+    params(("id" = String, Path), ("purpose" = String, Query, description = "access or verification", pattern = "^(access|verification)$")),
     request_body(content((Vec<u8> = "audio/wav"), (Vec<u8> = "audio/flac"), (crate::extract::AudioUpload = "multipart/form-data")), description = "a WAV (PCM 8/16/24-bit or float) or FLAC recording, mono or stereo, 3 to 30 s, at most 8 MiB: the whole body, or the `audio` part of a multipart form"),
     responses((status = 201, description = "`{\"template_id\", \"subject_token\", \"checks\": [\"voice\"]}`: the person's own token at their first enrolment, null afterwards"),
         (status = 403, description = "`consent_required`", body = ErrorResponse),
@@ -66,13 +66,15 @@ pub(crate) async fn verify_voice(
 #[derive(Deserialize, utoipa::ToSchema)]
 pub(crate) struct ModalityRequest {
     /// `access` or `verification`.
+    #[schema(pattern = "^(access|verification)$")]
     purpose: String,
     /// `face`, `voice`, `face_and_voice` or `face_or_voice` (access: `face` or
     /// `face_and_voice`).
+    #[schema(pattern = "^(face|voice|face_and_voice|face_or_voice)$")]
     modality: String,
 }
 
-#[utoipa::path(put, path = "/api/v1/modality/policy", tag = "voices", security(("bearer" = [])),
+#[utoipa::path(put, path = "/api/v1/modality/policy", operation_id = "set_modality_policy", tag = "voices", security(("bearer" = [])),
     request_body = ModalityRequest,
     responses((status = 200, description = "`{\"purpose\", \"modality\"}`: decisions for that purpose now need those biometrics (`modality_policy` otherwise)"),
         (status = 400, description = "`invalid_request`: an unknown purpose or modality, or access with `voice` or `face_or_voice` (a voice alone does not identify one person among many)", body = ErrorResponse),
@@ -92,8 +94,8 @@ pub(crate) async fn set_policy(
     ))
 }
 
-#[utoipa::path(get, path = "/api/v1/modality/policy", tag = "voices", security(("bearer" = [])),
-    params(("purpose" = String, Query, description = "access or verification")),
+#[utoipa::path(get, path = "/api/v1/modality/policy", operation_id = "get_modality_policy", tag = "voices", security(("bearer" = [])),
+    params(("purpose" = String, Query, description = "access or verification", pattern = "^(access|verification)$")),
     responses((status = 200, description = "`{\"purpose\", \"modality\"}`: what a decision for that purpose must carry (any key of the tenant may ask, so a kiosk knows what to capture)"),
         (status = 401, description = "`unauthorized`", body = ErrorResponse)))]
 pub(crate) async fn get_policy(
