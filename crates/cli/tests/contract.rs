@@ -21,7 +21,7 @@ use std::process::Command;
 use consentry_testkit::Scratch;
 
 mod common;
-use common::{assets, bootstrap, Server};
+use common::{assets, bootstrap, Server, UNTHROTTLED};
 
 fn venv() -> Option<PathBuf> {
     let bin = assets().parent()?.join("contract-venv/bin");
@@ -40,23 +40,13 @@ fn repo() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
 }
 
-/// A server for the tools: rate limits and abuse rules raised (they have tests of their own;
-/// here they would suspend the key after a few hundred requests and end the run early).
+/// A server for the tools, unthrottled: the rate limits and abuse rules would suspend the key
+/// after a few hundred requests and end the run early.
 fn server(scratch: &Scratch, name: &str) -> (Server, String) {
     let db = scratch.sqlite_url(name);
     let key_dir = scratch.key_dir(name);
     let admin = bootstrap(&db, &key_dir, "Contract");
-    let args = [
-        "--rate-limit",
-        "admin=100000/1000000",
-        "--rate-limit",
-        "device=100000/1000000",
-        "--burst-floor",
-        "100000000",
-        "--distinct-reads-floor",
-        "100000000",
-    ];
-    (Server::start_with(&db, &key_dir, &args, &[]), admin)
+    (Server::start_with(&db, &key_dir, UNTHROTTLED, &[]), admin)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -121,14 +111,7 @@ async fn a_generated_client_runs_the_whole_flow() {
     let Some(bin) = venv() else { return };
     let scratch = Scratch::new("cli_client").await;
     let (server, admin) = server(&scratch, "client");
-    let (status, v) = server.call_json(
-        "POST",
-        "/api/v1/keys",
-        &admin,
-        r#"{"role":"device","site":"gate-1"}"#,
-    );
-    assert_eq!(status, 201, "{v}");
-    let device = v["key"].as_str().unwrap().to_string();
+    let device = server.device_key(&admin);
 
     let (status, document) = server.call("GET", "/openapi.json", &admin, None);
     assert_eq!(status, 200);

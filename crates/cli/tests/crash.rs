@@ -23,7 +23,7 @@ use consentry_testkit::{photo, Scratch};
 use serde_json::Value;
 
 mod common;
-use common::{bootstrap, consentry, Server};
+use common::{bootstrap, consentry, Server, UNTHROTTLED};
 
 /// A request that may fail (the server is killed under it): the status and body, or `None`.
 fn try_call(
@@ -299,23 +299,8 @@ async fn acknowledged_writes_survive_sigkill_and_nothing_half_written_shows() {
     for (b, db_url) in scratch.backends().iter().enumerate() {
         let key_dir = scratch.key_dir(&format!("crash{b}"));
         let admin = bootstrap(db_url, &key_dir, "Crash");
-        let args = [
-            "--rate-limit",
-            "admin=1000/10000",
-            "--rate-limit",
-            "device=1000/10000",
-            "--burst-floor",
-            "100000",
-        ];
-        let mut server = Server::start_with(db_url, &key_dir, &args, &[]);
-        let (status, v) = server.call_json(
-            "POST",
-            "/api/v1/keys",
-            &admin,
-            r#"{"role":"device","site":"gate-1"}"#,
-        );
-        assert_eq!(status, 201, "{v}");
-        let device = v["key"].as_str().unwrap().to_string();
+        let mut server = Server::start_with(db_url, &key_dir, UNTHROTTLED, &[]);
+        let device = server.device_key(&admin);
         let checkpoint = scratch.dir.join(format!("crash{b}.checkpoint.json"));
         let out = consentry(&[
             "audit",
@@ -374,7 +359,7 @@ async fn acknowledged_writes_survive_sigkill_and_nothing_half_written_shows() {
                         || !a.enrolled
                 })
                 .count();
-            server = Server::start_with(db_url, &key_dir, &args, &[]);
+            server = Server::start_with(db_url, &key_dir, UNTHROTTLED, &[]);
             let templates = check(&server, db_url, &device, &acked, since).await;
             eprintln!(
                 "backend {b} trial {trial}: killed at {at} ms; {} subjects this trial, {templates} templates in all",

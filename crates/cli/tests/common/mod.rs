@@ -32,6 +32,19 @@ pub fn consentry_env(args: &[&str], envs: &[(&str, &str)]) -> Output {
         .expect("run consentry")
 }
 
+/// `serve` flags for tests that send hundreds of requests with one key in seconds: rate limits
+/// and the abuse rules (which have tests of their own) raised out of the way.
+pub const UNTHROTTLED: &[&str] = &[
+    "--rate-limit",
+    "admin=100000/1000000",
+    "--rate-limit",
+    "device=100000/1000000",
+    "--burst-floor",
+    "100000000",
+    "--distinct-reads-floor",
+    "100000000",
+];
+
 /// A running `consentry serve`, killed when dropped.
 pub struct Server {
     child: Child,
@@ -113,6 +126,18 @@ impl Server {
 
     pub fn url(&self) -> String {
         format!("http://{}", self.addr)
+    }
+
+    /// A new device key (site `gate-1`) from an admin key.
+    pub fn device_key(&self, admin: &str) -> String {
+        let (status, v) = self.call_json(
+            "POST",
+            "/api/v1/keys",
+            admin,
+            r#"{"role":"device","site":"gate-1"}"#,
+        );
+        assert_eq!(status, 201, "{v}");
+        v["key"].as_str().unwrap().to_string()
     }
 
     /// One request; the status and the JSON body (Null when empty or not JSON).
