@@ -973,7 +973,8 @@ async fn the_key_life_cycle_over_http() {
             (StatusCode::UNAUTHORIZED, Some("key_expired"))
         );
 
-        // Revoked; a key cannot revoke itself; revoking twice is not_found.
+        // Revoked; revoking again changes nothing (204, one audit entry); a key cannot revoke
+        // itself; an unknown key is not_found.
         let (st, v) = call_h(
             &app,
             "POST",
@@ -1006,6 +1007,12 @@ async fn the_key_life_cycle_over_http() {
             )
             .await
             .0,
+            StatusCode::NO_CONTENT
+        );
+        assert_eq!(
+            call_h(&app, "DELETE", "/api/v1/keys/0000", &a, vec![])
+                .await
+                .0,
             StatusCode::NOT_FOUND
         );
         let me = core.authenticate(&admin).await.unwrap().key;

@@ -183,7 +183,8 @@ impl Core {
     }
 
     /// Revokes a key for good (admins only; not the caller's own key, so a tenant always
-    /// keeps the admin key that acts).
+    /// keeps the admin key that acts). Revoking a key that is already revoked changes nothing
+    /// and is not an error (a DELETE that is repeated, or that follows a rotation).
     pub async fn revoke_key(&self, p: &Principal, id: &str) -> Result<(), CoreError> {
         p.require(&[Role::Admin])?;
         if id == p.key {
@@ -193,7 +194,10 @@ impl Core {
         }
         let mut tx = self.db.begin_write().await?;
         if !store::keys::revoke(&mut tx, &p.tenant, id, now()).await? {
-            return Err(CoreError::NotFound);
+            return match store::keys::get(&mut tx, &p.tenant, id).await? {
+                Some(_) => Ok(()),
+                None => Err(CoreError::NotFound),
+            };
         }
         audit::record(&mut tx, p, Record::ok("key.revoke", Some(id))).await?;
         tx.commit().await?;
@@ -209,8 +213,11 @@ impl Core {
             .await?
             .ok_or(CoreError::NotFound)?;
         let t = now();
+        // It exists, so not `not_found`: it can no longer be rotated.
         if status(&old, t) == "revoked" || status(&old, t) == "expired" {
-            return Err(CoreError::NotFound);
+            return Err(CoreError::Invalid(
+                "only a live key can be rotated; this one is revoked or expired".into(),
+            ));
         }
         let role = Role::parse(&old.role).ok_or(CoreError::NotFound)?;
         let key = new_key();

@@ -72,7 +72,7 @@ pub(crate) async fn list_keys(
 }
 
 #[utoipa::path(delete, path = "/api/v1/keys/{id}", tag = "keys", security(("bearer" = [])), params(("id" = String, Path)),
-    responses((status = 204, description = "revoked for good"), (status = 400, description = "`invalid_request` (a key cannot revoke itself)", body = ErrorResponse),
+    responses((status = 204, description = "revoked for good (a key already revoked stays so: nothing changes)"), (status = 400, description = "`invalid_request` (a key cannot revoke itself)", body = ErrorResponse),
         (status = 401, description = "`unauthorized`", body = ErrorResponse), (status = 403, description = "`forbidden`", body = ErrorResponse), (status = 404, description = "`not_found`", body = ErrorResponse)))]
 pub(crate) async fn revoke_key(
     State(s): State<AppState>,
