@@ -7,18 +7,7 @@ use consentry_testkit::Scratch;
 use serde_json::Value;
 
 mod common;
-use common::{bootstrap, consentry, Server};
-
-fn audit(args: &[&str], server: &Server, key: &str) -> (i32, Value) {
-    let mut all = vec!["audit"];
-    all.extend_from_slice(args);
-    let url = server.url();
-    all.extend_from_slice(&["--server", &url, "--key", key, "--json"]);
-    let out = consentry(&all);
-    let v = serde_json::from_slice(&out.stdout)
-        .unwrap_or_else(|_| panic!("{}", String::from_utf8_lossy(&out.stdout)));
-    (out.status.code().unwrap(), v)
-}
+use common::{audit, bootstrap, consentry, Server};
 
 async fn exec(db: &Db, sql: &str) {
     sqlx::query(sql).execute(db.pool()).await.unwrap();

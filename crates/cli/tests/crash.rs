@@ -13,7 +13,6 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::{Read, Write};
 use std::net::TcpStream;
-use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -23,7 +22,7 @@ use consentry_testkit::{photo, Scratch};
 use serde_json::Value;
 
 mod common;
-use common::{bootstrap, consentry, Server, UNTHROTTLED};
+use common::{audit, bootstrap, Server, UNTHROTTLED};
 
 /// A request that may fail (the server is killed under it): the status and body, or `None`.
 fn try_call(
@@ -269,26 +268,6 @@ async fn check(
     usize::try_from(total).unwrap()
 }
 
-fn audit_verify(server: &Server, admin: &str, checkpoint: &Path) {
-    let out = consentry(&[
-        "audit",
-        "verify",
-        "--server",
-        &server.url(),
-        "--key",
-        admin,
-        "--checkpoint",
-        checkpoint.to_str().unwrap(),
-        "--json",
-    ]);
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&out.stdout)
-    );
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn acknowledged_writes_survive_sigkill_and_nothing_half_written_shows() {
     let trials: u64 = std::env::var("CONSENTRY_CRASH_TRIALS")
@@ -302,21 +281,9 @@ async fn acknowledged_writes_survive_sigkill_and_nothing_half_written_shows() {
         let mut server = Server::start_with(db_url, &key_dir, UNTHROTTLED, &[]);
         let device = server.device_key(&admin);
         let checkpoint = scratch.dir.join(format!("crash{b}.checkpoint.json"));
-        let out = consentry(&[
-            "audit",
-            "checkpoint",
-            "--server",
-            &server.url(),
-            "--key",
-            &admin,
-            "--out",
-            checkpoint.to_str().unwrap(),
-        ]);
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        let cp = checkpoint.to_str().unwrap();
+        let (code, v) = audit(&["checkpoint", "--out", cp], &server, &admin);
+        assert_eq!(code, 0, "{v}");
 
         let (mut acknowledged, mut cut_off) = (0, 0);
         for trial in 0..trials {
@@ -367,7 +334,8 @@ async fn acknowledged_writes_survive_sigkill_and_nothing_half_written_shows() {
             );
         }
         assert!(acknowledged > 0);
-        audit_verify(&server, &admin, &checkpoint);
+        let (code, v) = audit(&["verify", "--checkpoint", cp], &server, &admin);
+        assert_eq!(code, 0, "{v}");
         eprintln!("backend {b}: {acknowledged} subjects, {cut_off} of them cut off by a kill");
     }
     scratch.finish().await;

@@ -199,6 +199,18 @@ impl Drop for Server {
     }
 }
 
+/// `consentry audit ARGS --server URL --key KEY --json`: its exit code and JSON output.
+pub fn audit(args: &[&str], server: &Server, key: &str) -> (i32, Value) {
+    let mut all = vec!["audit"];
+    all.extend_from_slice(args);
+    let url = server.url();
+    all.extend_from_slice(&["--server", &url, "--key", key, "--json"]);
+    let out = consentry(&all);
+    let v = serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|_| panic!("{}", String::from_utf8_lossy(&out.stdout)));
+    (out.status.code().unwrap(), v)
+}
+
 pub fn bootstrap(db: &str, key_file: &Path, tenant: &str) -> String {
     let out = consentry(&[
         "admin",
