@@ -448,6 +448,67 @@ mod tests {
         assert_eq!(input.data[255], 0.0);
     }
 
+    /// Bilinear resampling written out per pixel, as the input preparation first did it.
+    fn reference_input(img: &RgbImage, tw: usize, th: usize, model: DetectorModel) -> Vec<f32> {
+        let (planes, mean, norm) = match model {
+            DetectorModel::YuNet => ([2usize, 1, 0], 0.0f32, 1.0f32),
+            DetectorModel::Scrfd => ([0usize, 1, 2], 127.5, 1.0 / 128.0),
+        };
+        let (sw, sh) = (img.width() as usize, img.height() as usize);
+        let (width, height) = (tw.div_ceil(32) * 32, th.div_ceil(32) * 32);
+        let plane = width * height;
+        let mut data = vec![(0.0 - mean) * norm; 3 * plane];
+        let (fx, fy) = (sw as f32 / tw as f32, sh as f32 / th as f32);
+        let at = |x: usize, y: usize, c: usize| f32::from(img.get_pixel(x as u32, y as u32)[c]);
+        for y in 0..th {
+            let sy = ((y as f32 + 0.5) * fy - 0.5).clamp(0.0, (sh - 1) as f32);
+            let (y0, wy) = (sy as usize, sy.fract());
+            let y1 = (y0 + 1).min(sh - 1);
+            for x in 0..tw {
+                let sx = ((x as f32 + 0.5) * fx - 0.5).clamp(0.0, (sw - 1) as f32);
+                let (x0, wx) = (sx as usize, sx.fract());
+                let x1 = (x0 + 1).min(sw - 1);
+                for c in 0..3 {
+                    let top = at(x0, y0, c) + (at(x1, y0, c) - at(x0, y0, c)) * wx;
+                    let bottom = at(x0, y1, c) + (at(x1, y1, c) - at(x0, y1, c)) * wx;
+                    data[planes[c] * plane + y * width + x] =
+                        (top + (bottom - top) * wy - mean) * norm;
+                }
+            }
+        }
+        data
+    }
+
+    #[test]
+    fn input_copy_and_resampling_equal_the_per_pixel_bilinear_step() {
+        let mut seed = 0x2545_F491u32;
+        let img = RgbImage::from_fn(250, 170, |_, _| {
+            let mut c = [0u8; 3];
+            for v in &mut c {
+                seed = seed.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
+                *v = (seed >> 24) as u8;
+            }
+            image::Rgb(c)
+        });
+        for model in [DetectorModel::YuNet, DetectorModel::Scrfd] {
+            // Fits as it is (the copy), then shrunk by less than 2x (bilinear only).
+            for (side, tw, th) in [(320u32, 250usize, 170usize), (200, 200, 136)] {
+                let got = prepare_input(&img, side, model).unwrap();
+                let want = reference_input(&img, tw, th, model);
+                assert_eq!(got.data.len(), want.len(), "{model:?} at {side}");
+                let same = got
+                    .data
+                    .iter()
+                    .zip(&want)
+                    .all(|(a, b)| a.to_bits() == b.to_bits());
+                assert!(
+                    same,
+                    "{model:?} at {side}: the input differs from the reference"
+                );
+            }
+        }
+    }
+
     #[test]
     fn box_reduce_averages_every_block_including_partial_ones() {
         // Deterministic pseudo-random pixels; sizes with and without partial blocks.
