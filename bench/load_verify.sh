@@ -4,7 +4,8 @@
 #   bash bench/load_verify.sh            (needs wrk: apt-get install wrk; cargo build --release)
 # With GALLERY=N GALLERY_DIR=DIR it first enrols N people for access from the photos under DIR
 # (bench/enrol_many.py), prints the RSS then, and runs identify at the same levels too.
-#   GALLERY=10000 GALLERY_DIR=../shared/data/lfw-dev [MODELS=standard] bash bench/load_verify.sh
+#   GALLERY=10000 GALLERY_DIR=../shared/data/lfw-dev [MODELS=standard] [KEEP_LOG=FILE] bash bench/load_verify.sh
+# KEEP_LOG=FILE keeps a copy of the server's log (every request with its status) after the run.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BIN=target/release/consentry
@@ -12,7 +13,7 @@ PHOTOS="${CONSENTRY_ASSETS:-$HOME/.cache/consentry/assets}/photos"
 DIR=$(mktemp -d)
 PORT=${PORT:-18181}
 DURATION=${DURATION:-15s}
-trap 'kill $SERVER 2>/dev/null || true; rm -rf "$DIR"' EXIT
+trap 'kill $SERVER 2>/dev/null || true; [ -n "${KEEP_LOG:-}" ] && cp "$DIR/serve.log" "$KEEP_LOG"; rm -rf "$DIR"' EXIT
 # MODELS=standard runs the server with the fp32 SFace (its default is standard-int8).
 # The load comes from one admin key: its rate limit and the burst rule are raised out of the way.
 "$BIN" --models "${MODELS:-standard-int8}" serve --demo --rate-limit admin=100000/100000 --burst-floor 10000000 --listen 127.0.0.1:$PORT --db "sqlite://$DIR/bench.db" > "$DIR/serve.log" 2>&1 &
