@@ -518,6 +518,8 @@ mod tests {
             (10, 4, 4),
             (5, 11, 6),
             (1, 1, 2),
+            (40, 29, 13),
+            (70, 64, 17),
         ] {
             let mut seed = 0x9E37_79B9u32 ^ (w * 31 + h * 7 + k);
             let img = RgbImage::from_fn(w, h, |_, _| {
@@ -542,6 +544,25 @@ mod tests {
                     assert_eq!(px[c], ((sum + n / 2) / n) as u8, "{w}x{h}/{k} at {ox},{oy}");
                 }
             }
+        }
+    }
+
+    #[test]
+    fn box_reduce_keeps_white_white_and_black_black() {
+        for (v, k) in [
+            (255u8, 2u32),
+            (255, 7),
+            (255, 31),
+            (0, 31),
+            (1, 31),
+            (254, 9),
+        ] {
+            let img = RgbImage::from_pixel(100, 70, image::Rgb([v; 3]));
+            let out = box_reduce(&img, k).unwrap();
+            assert!(
+                out.pixels().all(|p| p.0 == [v; 3]),
+                "{v} over {k}x{k} blocks"
+            );
         }
     }
 
