@@ -33,6 +33,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from compare_pipelines import ASSETS, CACHE, REPO, plain_sface  # noqa: E402
+from venvs import pinned_venv  # noqa: E402
 
 VENV = CACHE / "opencv5-venv"
 REQUIREMENTS = REPO / "bench" / "requirements-opencv5.txt"
@@ -54,19 +55,6 @@ for p in paths:
         done += 1
 print(done)
 """
-
-
-def opencv_python():
-    py = VENV / "bin" / "python"
-    stamp = VENV / "requirements.txt"
-    req = REQUIREMENTS.read_text()
-    if not (py.exists() and stamp.exists() and stamp.read_text() == req):
-        print("bench: installing OpenCV into", VENV, file=sys.stderr)
-        subprocess.run([sys.executable, "-m", "venv", str(VENV)], check=True)
-        subprocess.run([str(py), "-m", "pip", "install", "-q", "--disable-pip-version-check",
-                        "-r", str(REQUIREMENTS)], check=True)
-        stamp.write_text(req)
-    return py
 
 
 def cpu_seconds(cmd):
@@ -95,7 +83,7 @@ def main():
         sys.exit("need at least two photos")
     consentry = [str(REPO / "target" / "release" / "consentry"), "--models", a.models, "embed",
                  "--jobs", "1"]
-    opencv = [str(opencv_python()), "-c", WORKER,
+    opencv = [str(pinned_venv(VENV, REQUIREMENTS, "OpenCV")), "-c", WORKER,
               str(ASSETS / "src" / "face_detection_yunet_2023mar.onnx"), str(plain_sface())]
     runs = {"consentry": consentry, "opencv": opencv}
     whole = {k: [] for k in runs}

@@ -35,23 +35,18 @@ import subprocess
 import sys
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from venvs import pinned_venv  # noqa: E402
+
 REPO = Path(__file__).resolve().parent.parent
 VENV = Path.home() / ".cache" / "consentry" / "protection-venv"
 REQUIREMENTS = REPO / "bench" / "requirements-protection.txt"
 
 
 def ensure_venv():
-    py = VENV / "bin" / "python"
     if Path(sys.prefix).resolve() == VENV.resolve():
         return
-    stamp = VENV / "requirements.txt"
-    req = REQUIREMENTS.read_text()
-    if not (py.exists() and stamp.exists() and stamp.read_text() == req):
-        print("bench: installing numpy and matplotlib into", VENV, file=sys.stderr)
-        subprocess.run([sys.executable, "-m", "venv", str(VENV)], check=True)
-        subprocess.run([str(py), "-m", "pip", "install", "-q", "--disable-pip-version-check",
-                        "-r", str(REQUIREMENTS)], check=True)
-        stamp.write_text(req)
+    py = pinned_venv(VENV, REQUIREMENTS, "numpy and matplotlib")
     os.execv(str(py), [str(py)] + sys.argv)
 
 
