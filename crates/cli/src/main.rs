@@ -49,7 +49,7 @@ pub struct EngineArgs {
     flip: bool,
     /// Networks: `standard` (YuNet + SFace as published, permissive licences), `standard-int8`
     /// (the same with SFace quantised to int8, 7-bit weights: the same LFW accuracy on every
-    /// CPU, half the memory, embeddings 1.4x faster on AVX2 and 1.8x with VNNI; templates are
+    /// CPU, half the memory, embeddings 1.4x faster on AVX2 and 1.9x with VNNI; templates are
     /// not interchangeable with `standard`'s) or `insightface` (SCRFD +
     /// w600k_mbf, non-commercial research use only; needs --accept-noncommercial-licence).
     /// Default: `standard` for the face commands, `standard-int8` for `serve`.
