@@ -19,7 +19,6 @@ Run `python3 setup/fetch.py` and `cargo build --release` first.
 
 import argparse
 import hashlib
-import os
 import subprocess
 import sys
 import tarfile
@@ -28,7 +27,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from venvs import pinned_venv  # noqa: E402
+from venvs import run_in_pinned_venv  # noqa: E402
 
 REPO = Path(__file__).resolve().parent.parent
 CACHE = Path.home() / ".cache" / "consentry"
@@ -40,10 +39,7 @@ FR_FEATURE_SHA256 = "87aacdfe57510db2af90c0251df680e8eec88f122ee94712121d09bcaaa
 
 
 def ensure_venv():
-    if Path(sys.prefix).resolve() == VENV.resolve():
-        return
-    py = pinned_venv(VENV, REQUIREMENTS, "onnxruntime, numpy and pillow")
-    os.execv(str(py), [str(py)] + sys.argv)
+    run_in_pinned_venv(VENV, REQUIREMENTS, "onnxruntime, numpy and pillow")
 
 
 def pair_keys(root):

@@ -30,13 +30,12 @@ numpy and matplotlib are installed, pinned (bench/requirements-protection.txt), 
 
 import argparse
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from venvs import pinned_venv  # noqa: E402
+from venvs import run_in_pinned_venv  # noqa: E402
 
 REPO = Path(__file__).resolve().parent.parent
 VENV = Path.home() / ".cache" / "consentry" / "protection-venv"
@@ -44,10 +43,7 @@ REQUIREMENTS = REPO / "bench" / "requirements-protection.txt"
 
 
 def ensure_venv():
-    if Path(sys.prefix).resolve() == VENV.resolve():
-        return
-    py = pinned_venv(VENV, REQUIREMENTS, "numpy and matplotlib")
-    os.execv(str(py), [str(py)] + sys.argv)
+    run_in_pinned_venv(VENV, REQUIREMENTS, "numpy and matplotlib")
 
 
 def read_pairs(root):

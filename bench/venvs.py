@@ -1,5 +1,6 @@
 """Pinned virtual environments for the bench scripts' peers, made on first use."""
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -17,3 +18,12 @@ def pinned_venv(venv: Path, requirements: Path, what: str) -> Path:
                         "-r", str(requirements)], check=True)
         stamp.write_text(req)
     return py
+
+
+def run_in_pinned_venv(venv: Path, requirements: Path, what: str) -> None:
+    """Re-runs this script with the Python of `venv` (made by `pinned_venv`), unless it already
+    runs there."""
+    if Path(sys.prefix).resolve() == venv.resolve():
+        return
+    py = pinned_venv(venv, requirements, what)
+    os.execv(str(py), [str(py)] + sys.argv)

@@ -3,7 +3,7 @@
 use consentry_face::DEFAULT_THRESHOLD;
 use image::imageops::{self, FilterType};
 
-use crate::common::{engine, load, rotate, score};
+use crate::common::{engine, int8_engine, load, rotate, score};
 
 #[test]
 fn six_faces_in_t1_with_landmarks_inside_their_boxes() {
@@ -171,13 +171,6 @@ fn insightface_models_need_the_licence_acknowledgement_and_then_work() {
 /// its VNNI embedding at worst), which is what the 7-bit weights fixed.
 #[test]
 fn embeddings_are_the_same_on_every_cpu_class() {
-    use consentry_face::{EngineConfig, FaceEngine, ModelSet};
-
-    let int8 = FaceEngine::load(&EngineConfig {
-        models: ModelSet::StandardInt8,
-        ..EngineConfig::default()
-    })
-    .expect("int8 models");
     let path = crate::common::photo("embeddings.txt");
     let text = std::fs::read_to_string(&path).expect("tests/fixtures/embeddings.txt");
     let mut checked = 0;
@@ -193,7 +186,7 @@ fn embeddings_are_the_same_on_every_cpu_class() {
             .map(|v| v.parse().unwrap_or_else(|e| panic!("{v}: {e}")))
             .collect();
         let engine = match model {
-            "standard-int8" => &int8,
+            "standard-int8" => int8_engine(),
             "standard" => engine(),
             other => panic!("unknown model {other}"),
         };
@@ -213,13 +206,9 @@ fn embeddings_are_the_same_on_every_cpu_class() {
 
 #[test]
 fn int8_models_match_like_fp32_with_their_own_threshold() {
-    use consentry_face::{EngineConfig, FaceEngine, ModelSet, INT8_THRESHOLD};
+    use consentry_face::{ModelSet, INT8_THRESHOLD};
 
-    let engine8 = FaceEngine::load(&EngineConfig {
-        models: ModelSet::StandardInt8,
-        ..EngineConfig::default()
-    })
-    .expect("int8 models");
+    let engine8 = int8_engine();
     assert_eq!(engine8.default_threshold(), INT8_THRESHOLD);
     assert_ne!(
         ModelSet::StandardInt8.template_model(),

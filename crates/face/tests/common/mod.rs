@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 use std::sync::OnceLock;
 
-use consentry_face::{EngineConfig, FaceEngine};
+use consentry_face::{EngineConfig, FaceEngine, ModelSet};
 use image::RgbImage;
 
 pub fn engine() -> &'static FaceEngine {
@@ -11,6 +11,20 @@ pub fn engine() -> &'static FaceEngine {
     ENGINE.get_or_init(|| match FaceEngine::load(&EngineConfig::default()) {
         Ok(e) => e,
         Err(e) => panic!("face engine unavailable ({e}); run `python3 setup/fetch.py` first"),
+    })
+}
+
+/// The server's default models (int8 SFace), one engine per test binary too.
+pub fn int8_engine() -> &'static FaceEngine {
+    static ENGINE: OnceLock<FaceEngine> = OnceLock::new();
+    ENGINE.get_or_init(|| {
+        FaceEngine::load(&EngineConfig {
+            models: ModelSet::StandardInt8,
+            ..EngineConfig::default()
+        })
+        .unwrap_or_else(|e| {
+            panic!("int8 face engine unavailable ({e}); run `python3 setup/fetch.py` first")
+        })
     })
 }
 
