@@ -5,6 +5,7 @@ use std::collections::{BinaryHeap, HashMap};
 use std::sync::atomic::{AtomicUsize, Ordering as AtomicOrdering};
 use std::sync::{Mutex, MutexGuard};
 
+use crate::quant::{dot_i8_sized, quantise};
 use crate::{check, dot_sized as dot, Hit, Index, IndexError};
 
 /// Graph parameters.
@@ -99,16 +100,32 @@ impl Visited {
 /// by the shared, lock-per-list graph of a parallel build.
 trait Graph {
     fn row(&self, n: u32) -> &[f32];
+    /// Row `n` as 8-bit codes, and their scale (`row ≈ scale · code`).
+    fn code(&self, n: u32) -> (&[i8], f32);
     /// Calls `f` with the neighbours of `n` on `level`.
     fn links<R>(&self, n: u32, level: usize, f: impl FnOnce(&[u32]) -> R) -> R;
     fn deleted(&self, n: u32) -> bool;
 
-    fn sim(&self, q: &[f32], n: u32) -> f32 {
-        dot(q, self.row(n))
+    /// The similarity of the query to node `n` on the 8-bit codes: what a walk through the
+    /// graph ranks by.
+    fn sim(&self, q: &Probe, n: u32) -> f32 {
+        let (code, scale) = self.code(n);
+        dot_i8_sized(&q.codes, code) as f32 * q.scale * scale
+    }
+
+    /// `found` scored again exactly, on the rows, best first.
+    fn exact(&self, q: &Probe, found: Vec<Scored>) -> Vec<Scored> {
+        touch_rows(found.iter().map(|s| self.row(s.1)));
+        let mut exact: Vec<Scored> = found
+            .into_iter()
+            .map(|s| Scored(dot(q.row, self.row(s.1)), s.1))
+            .collect();
+        exact.sort_by(|a, b| b.cmp(a));
+        exact
     }
 
     /// Walks from `ep` to ever better neighbours on `level` until none is better.
-    fn greedy(&self, q: &[f32], mut ep: u32, level: usize) -> u32 {
+    fn greedy(&self, q: &Probe, mut ep: u32, level: usize) -> u32 {
         let mut best = self.sim(q, ep);
         loop {
             let next = self.links(ep, level, |nbs| {
@@ -132,7 +149,7 @@ trait Graph {
     /// Best `ef` nodes found from `ep` on `level`, best first.
     fn search_layer(
         &self,
-        q: &[f32],
+        q: &Probe,
         ep: u32,
         ef: usize,
         level: usize,
@@ -152,7 +169,7 @@ trait Graph {
             fresh.clear();
             self.links(n, level, |nbs| visited.filter_into(nbs, &mut fresh));
             // Fetch, score, then decide: no branch on a score waits for memory.
-            touch_rows(fresh.iter().map(|&m| self.row(m)));
+            touch_codes(fresh.iter().map(|&m| self.code(m).0));
             scores.clear();
             scores.extend(fresh.iter().map(|&m| self.sim(q, m)));
             for (&m, &sm) in fresh.iter().zip(&scores) {
@@ -221,6 +238,28 @@ trait Graph {
     }
 }
 
+/// A query (or a node being linked in) as a walk scores it: its row, and its 8-bit codes with
+/// their scale.
+///
+/// Walks through the graph rank nodes on their codes: at a million nodes the rows are far
+/// beyond the caches and a hop's neighbours lie scattered over them, so the time goes on
+/// fetching rows, and a node's codes are a quarter of its row (2 cache lines of 128-d instead
+/// of 8). What a walk found is then scored again on the rows ([`Graph::exact`]), so links are
+/// chosen, and answers ranked and scored, on exact similarities.
+struct Probe<'a> {
+    row: &'a [f32],
+    codes: Vec<i8>,
+    scale: f32,
+}
+
+impl<'a> Probe<'a> {
+    fn new(row: &'a [f32]) -> Self {
+        let mut codes = vec![0; row.len()];
+        let scale = quantise(row, &mut codes);
+        Probe { row, codes, scale }
+    }
+}
+
 /// Reads one float in every 64 bytes (a cache line) of `rows`, so that their fetches from memory are
 /// under way before the first score waits on one (a software prefetch without `unsafe`): the
 /// rows of a hop's neighbours lie scattered over the whole gallery. Halves the time per query
@@ -230,6 +269,17 @@ fn touch_rows<'a>(rows: impl Iterator<Item = &'a [f32]>) {
     for row in rows {
         for x in row.iter().step_by(16) {
             acc ^= x.to_bits();
+        }
+    }
+    std::hint::black_box(acc);
+}
+
+/// [`touch_rows`] for rows of 8-bit codes.
+fn touch_codes<'a>(rows: impl Iterator<Item = &'a [i8]>) {
+    let mut acc = 0u8;
+    for row in rows {
+        for x in row.iter().step_by(64) {
+            acc ^= x.to_ne_bytes()[0];
         }
     }
     std::hint::black_box(acc);
@@ -267,6 +317,7 @@ fn link_node<G: Link>(
     visited: &mut Visited,
 ) {
     let params = *g.params();
+    let q = &Probe::new(q);
     let mut ep = entry;
     for l in (level + 1..=top).rev() {
         ep = g.greedy(q, ep, l);
@@ -274,6 +325,7 @@ fn link_node<G: Link>(
     for l in (0..=level.min(top)).rev() {
         visited.reset(g.nodes());
         let found = g.search_layer(q, ep, params.ef_construction, l, visited);
+        let found = g.exact(q, found);
         let take = if l == 0 { params.m0 / 2 } else { params.m };
         // Each chosen neighbour with its similarity to the new node, as the search scored it:
         // the same number on both ends of the link, so neither list ever computes it again.
@@ -295,6 +347,12 @@ pub struct HnswIndex {
     params: HnswParams,
     dim: usize,
     data: Vec<f32>,
+    /// Each row as 8-bit codes with one scale a row (`row ≈ scale · code`, as in
+    /// [`crate::QuantIndex`]). A search walks the graph on these, a quarter of the memory
+    /// traffic of the rows at a million nodes, and re-ranks what it found on the rows; links are
+    /// always chosen on the rows.
+    codes: Vec<i8>,
+    scales: Vec<f32>,
     ids: Vec<u64>,
     deleted: Vec<bool>,
     /// Level-0 lists in one block, `2m + 1` words a node: the count, then the links. One
@@ -326,6 +384,8 @@ impl HnswIndex {
             params,
             dim,
             data: Vec::new(),
+            codes: Vec::new(),
+            scales: Vec::new(),
             ids: Vec::new(),
             deleted: Vec::new(),
             level0: Vec::new(),
@@ -366,6 +426,7 @@ impl HnswIndex {
     /// Takes the rows of a graph built or read whole: row `i` has id `ids[i]`, none removed.
     fn set_rows(&mut self, ids: &[u64], data: &[f32]) {
         self.data = data.to_vec();
+        (self.codes, self.scales) = quantised(data, self.dim);
         self.ids = ids.to_vec();
         self.deleted = vec![false; ids.len()];
         self.slots = ids
@@ -445,6 +506,7 @@ impl HnswIndex {
             let _ = fresh.add(id, &v);
         }
         self.data.fill(0.0);
+        self.codes.fill(0);
         *self = fresh;
     }
 }
@@ -460,6 +522,8 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 struct Shared<'a> {
     dim: usize,
     data: &'a [f32],
+    codes: Vec<i8>,
+    scales: Vec<f32>,
     params: HnswParams,
     levels: Vec<usize>,
     links: Vec<Vec<Mutex<Links>>>,
@@ -481,6 +545,11 @@ impl Graph for &Shared<'_> {
     fn row(&self, n: u32) -> &[f32] {
         let i = n as usize * self.dim;
         &self.data[i..i + self.dim]
+    }
+
+    fn code(&self, n: u32) -> (&[i8], f32) {
+        let i = n as usize * self.dim;
+        (&self.codes[i..i + self.dim], self.scales[n as usize])
     }
 
     fn links<R>(&self, n: u32, level: usize, f: impl FnOnce(&[u32]) -> R) -> R {
@@ -612,9 +681,12 @@ impl HnswIndex {
                 order.swap(i, j);
             }
         }
+        let (codes, scales) = quantised(data, dim);
         let shared = Shared {
             dim,
             data,
+            codes,
+            scales,
             params,
             links: levels
                 .iter()
@@ -657,10 +729,26 @@ impl HnswIndex {
     }
 }
 
+/// The 8-bit codes of `dim`-rows, and their scales.
+fn quantised(data: &[f32], dim: usize) -> (Vec<i8>, Vec<f32>) {
+    let mut codes = vec![0; data.len()];
+    let scales = data
+        .chunks_exact(dim)
+        .zip(codes.chunks_exact_mut(dim))
+        .map(|(row, code)| quantise(row, code))
+        .collect();
+    (codes, scales)
+}
+
 impl Graph for HnswIndex {
     fn row(&self, n: u32) -> &[f32] {
         let i = n as usize * self.dim;
         &self.data[i..i + self.dim]
+    }
+
+    fn code(&self, n: u32) -> (&[i8], f32) {
+        let i = n as usize * self.dim;
+        (&self.codes[i..i + self.dim], self.scales[n as usize])
     }
 
     fn links<R>(&self, n: u32, level: usize, f: impl FnOnce(&[u32]) -> R) -> R {
@@ -716,6 +804,9 @@ impl Index for HnswIndex {
         let node = self.ids.len() as u32;
         let level = self.draw_level();
         self.data.extend_from_slice(vector);
+        let at = self.codes.len();
+        self.codes.resize(at + self.dim, 0);
+        self.scales.push(quantise(vector, &mut self.codes[at..]));
         self.ids.push(id);
         self.deleted.push(false);
         self.level0.resize(self.level0.len() + self.stride(), 0);
@@ -733,6 +824,8 @@ impl Index for HnswIndex {
         let n = node as usize;
         self.deleted[n] = true;
         self.data[n * self.dim..(n + 1) * self.dim].fill(0.0);
+        self.codes[n * self.dim..(n + 1) * self.dim].fill(0);
+        self.scales[n] = 0.0;
         self.live -= 1;
         // Reconnect: each neighbour gets the removed node's other neighbours as candidates,
         // cut back by the same rule as a list that overflows.
@@ -773,14 +866,15 @@ impl Index for HnswIndex {
         if query.len() != self.dim || k == 0 {
             return Vec::new();
         }
+        let probe = Probe::new(query);
         let mut ep = entry;
         for l in (1..=self.top_level()).rev() {
-            ep = self.greedy(query, ep, l);
+            ep = self.greedy(&probe, ep, l);
         }
         let mut visited = self.take_visited();
-        let found = self.search_layer(query, ep, self.params.ef_search.max(k), 0, &mut visited);
+        let found = self.search_layer(&probe, ep, self.params.ef_search.max(k), 0, &mut visited);
         self.give_visited(visited);
-        found
+        self.exact(&probe, found)
             .into_iter()
             .filter(|s| !self.deleted[s.1 as usize])
             .take(k)
@@ -803,7 +897,7 @@ impl Index for HnswIndex {
                 .iter()
                 .map(|levels| 24 + levels.iter().map(|l| 24 + 4 * l.capacity()).sum::<usize>())
                 .sum::<usize>();
-        let per_node = (self.dim * 4 + 8 + 1) as f64 + links as f64 / nodes;
+        let per_node = (self.dim * 5 + 4 + 8 + 1) as f64 + links as f64 / nodes;
         per_node * nodes / self.live.max(1) as f64 + 17.0
     }
 }

@@ -16,7 +16,7 @@ pub struct QuantIndex {
     rerank: usize,
 }
 
-fn quantise(v: &[f32], out: &mut [i8]) -> f32 {
+pub(crate) fn quantise(v: &[f32], out: &mut [i8]) -> f32 {
     let max = v.iter().fold(0f32, |m, x| m.max(x.abs()));
     if max == 0.0 {
         out.fill(0);
@@ -46,6 +46,24 @@ fn dot_i8(a: &[i8], b: &[i8]) -> i32 {
         sum += i32::from(a[i]) * i32::from(b[i]);
     }
     sum
+}
+
+/// [`dot_i8`] with the common embedding lengths (128, 512) dispatched to copies compiled for
+/// them.
+#[inline]
+pub(crate) fn dot_i8_sized(a: &[i8], b: &[i8]) -> i32 {
+    fn fixed<const D: usize>(a: &[i8], b: &[i8]) -> Option<i32> {
+        Some(dot_i8(
+            <&[i8; D]>::try_from(a).ok()?,
+            <&[i8; D]>::try_from(b).ok()?,
+        ))
+    }
+    match a.len() {
+        128 => fixed::<128>(a, b),
+        512 => fixed::<512>(a, b),
+        _ => None,
+    }
+    .unwrap_or_else(|| dot_i8(a, b))
 }
 
 impl QuantIndex {
