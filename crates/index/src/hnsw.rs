@@ -579,11 +579,24 @@ impl Link for &Shared<'_> {
 
     fn add_link(&mut self, n: u32, level: usize, link: Scored, max: usize) {
         let mut list = lock(&self.links[n as usize][level]);
+        if level == 0 && list.ids.len() >= max {
+            // The rule of [`Graph::shrunk`] on level 0 (no node is deleted during a build),
+            // from the kept similarities: the list is full, so the new link takes the place of
+            // the farthest one if it is closer.
+            let scored = list.sims.iter().zip(&list.ids).map(|(&s, &c)| Scored(s, c));
+            if let Some((at, worst)) = scored.enumerate().min_by_key(|&(_, s)| s) {
+                if link > worst {
+                    (list.ids[at], list.sims[at]) = (link.1, link.0);
+                }
+            }
+            return;
+        }
         list.ids.push(link.1);
         list.sims.push(link.0);
         if list.ids.len() <= max {
             return;
         }
+        // Upper lists are short and few: the heuristic's own dot products are cheap there.
         let mut scored: Vec<Scored> = list
             .sims
             .iter()
@@ -591,15 +604,7 @@ impl Link for &Shared<'_> {
             .map(|(&s, &c)| Scored(s, c))
             .collect();
         scored.sort_by(|a, b| b.cmp(a));
-        let kept: Vec<Scored> = if level == 0 {
-            // The rule of [`Graph::shrunk`] on level 0 (no node is deleted during a build),
-            // from the kept similarities.
-            scored.truncate(max);
-            scored
-        } else {
-            // Upper lists are short and few: the heuristic's own dot products are cheap there.
-            self.select(&scored, max)
-        };
+        let kept = self.select(&scored, max);
         list.ids = kept.iter().map(|l| l.1).collect();
         list.sims = kept.iter().map(|l| l.0).collect();
     }
@@ -775,6 +780,19 @@ impl Link for HnswIndex {
 
     fn add_link(&mut self, n: u32, level: usize, link: Scored, max: usize) {
         let mut list = self.list(n, level).to_vec();
+        if level == 0 && list.len() >= max && !list.iter().any(|&c| self.deleted(c)) {
+            // As in the parallel build: the new link takes the place of the farthest if it
+            // is closer (`link.0` is the similarity `dot` gives on either end).
+            let base = self.row(n);
+            let scored = list.iter().map(|&c| Scored(dot(base, self.row(c)), c));
+            if let Some((at, worst)) = scored.enumerate().min_by_key(|&(_, s)| s) {
+                if link > worst {
+                    list[at] = link.1;
+                    self.write_list(n, level, list);
+                }
+            }
+            return;
+        }
         list.push(link.1);
         if list.len() > max {
             list = self.shrunk(n, &list, max, level);
