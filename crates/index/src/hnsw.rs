@@ -340,9 +340,10 @@ fn link_node<G: Link>(
     }
 }
 
-/// An approximate index. Removal marks the node deleted (never returned again), zeroes its
-/// vector, and reconnects its neighbours among themselves; when a quarter of the nodes are
-/// deleted the graph is rebuilt from the live ones.
+/// An approximate index. Walks through the graph rank nodes on 8-bit codes of their vectors;
+/// answers are ranked and scored on the vectors themselves. Removal marks the node deleted
+/// (never returned again), zeroes its vector and codes, and reconnects its neighbours among
+/// themselves; when a quarter of the nodes are deleted the graph is rebuilt from the live ones.
 pub struct HnswIndex {
     params: HnswParams,
     dim: usize,
