@@ -279,7 +279,7 @@ fn touch_codes<'a>(rows: impl Iterator<Item = &'a [i8]>) {
     let mut acc = 0u8;
     for row in rows {
         for x in row.iter().step_by(64) {
-            acc ^= x.to_ne_bytes()[0];
+            acc ^= x.cast_unsigned();
         }
     }
     std::hint::black_box(acc);
@@ -424,10 +424,11 @@ impl HnswIndex {
         self.entry.map_or(0, |e| self.upper[e as usize].len())
     }
 
-    /// Takes the rows of a graph built or read whole: row `i` has id `ids[i]`, none removed.
-    fn set_rows(&mut self, ids: &[u64], data: &[f32]) {
+    /// Takes the rows of a graph built or read whole (row `i` has id `ids[i]`, none removed)
+    /// and their codes (see [`quantised`]).
+    fn set_rows(&mut self, ids: &[u64], data: &[f32], (codes, scales): (Vec<i8>, Vec<f32>)) {
         self.data = data.to_vec();
-        (self.codes, self.scales) = quantised(data, self.dim);
+        (self.codes, self.scales) = (codes, scales);
         self.ids = ids.to_vec();
         self.deleted = vec![false; ids.len()];
         self.slots = ids
@@ -730,7 +731,7 @@ impl HnswIndex {
             index.upper.push(levels.map(|l| l.ids).collect());
             index.write_list(node as u32, 0, zero);
         }
-        index.set_rows(ids, data);
+        index.set_rows(ids, data, (shared.codes, shared.scales));
         Ok(index)
     }
 }
@@ -1031,7 +1032,7 @@ impl HnswIndex {
             return Err(invalid("the entry point is not on the top level"));
         }
         index.entry = (n > 0).then_some(header[4]);
-        index.set_rows(ids, data);
+        index.set_rows(ids, data, quantised(data, dim));
         if index.slots.len() != n {
             return Err(invalid("repeated ids"));
         }
