@@ -5,6 +5,7 @@ use std::collections::{BinaryHeap, HashMap};
 use std::sync::atomic::{AtomicUsize, Ordering as AtomicOrdering};
 use std::sync::{Mutex, MutexGuard};
 
+use crate::aligned::LineAligned;
 use crate::quant::{dot_i8_sized, quantise};
 use crate::{check, dot_sized as dot, Hit, Index, IndexError};
 
@@ -347,12 +348,12 @@ fn link_node<G: Link>(
 pub struct HnswIndex {
     params: HnswParams,
     dim: usize,
-    data: Vec<f32>,
+    data: LineAligned<f32>,
     /// Each row as 8-bit codes with one scale a row (`row ≈ scale · code`, as in
     /// [`crate::QuantIndex`]). A search walks the graph on these, a quarter of the memory
     /// traffic of the rows at a million nodes, and re-ranks what it found on the rows; links are
     /// always chosen on the rows.
-    codes: Vec<i8>,
+    codes: LineAligned<i8>,
     scales: Vec<f32>,
     ids: Vec<u64>,
     deleted: Vec<bool>,
@@ -384,8 +385,8 @@ impl HnswIndex {
         HnswIndex {
             params,
             dim,
-            data: Vec::new(),
-            codes: Vec::new(),
+            data: LineAligned::default(),
+            codes: LineAligned::default(),
             scales: Vec::new(),
             ids: Vec::new(),
             deleted: Vec::new(),
@@ -426,8 +427,13 @@ impl HnswIndex {
 
     /// Takes the rows of a graph built or read whole (row `i` has id `ids[i]`, none removed)
     /// and their codes (see [`quantised`]).
-    fn set_rows(&mut self, ids: &[u64], data: &[f32], (codes, scales): (Vec<i8>, Vec<f32>)) {
-        self.data = data.to_vec();
+    fn set_rows(
+        &mut self,
+        ids: &[u64],
+        data: LineAligned<f32>,
+        (codes, scales): (LineAligned<i8>, Vec<f32>),
+    ) {
+        self.data = data;
         (self.codes, self.scales) = (codes, scales);
         self.ids = ids.to_vec();
         self.deleted = vec![false; ids.len()];
@@ -521,10 +527,10 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 /// The graph while several threads build it: every neighbour list behind a lock of its own,
 /// the rows (all known before the build starts) shared read-only. A thread holds at most one
 /// lock at a time, so there is no lock order to get wrong.
-struct Shared<'a> {
+struct Shared {
     dim: usize,
-    data: &'a [f32],
-    codes: Vec<i8>,
+    data: LineAligned<f32>,
+    codes: LineAligned<i8>,
     scales: Vec<f32>,
     params: HnswParams,
     levels: Vec<usize>,
@@ -543,7 +549,7 @@ struct Links {
     sims: Vec<f32>,
 }
 
-impl Graph for &Shared<'_> {
+impl Graph for &Shared {
     fn row(&self, n: u32) -> &[f32] {
         let i = n as usize * self.dim;
         &self.data[i..i + self.dim]
@@ -563,7 +569,7 @@ impl Graph for &Shared<'_> {
     }
 }
 
-impl Link for &Shared<'_> {
+impl Link for &Shared {
     fn params(&self) -> &HnswParams {
         &self.params
     }
@@ -612,7 +618,7 @@ impl Link for &Shared<'_> {
     }
 }
 
-impl Shared<'_> {
+impl Shared {
     /// Links `node` in, each list changed under its own lock.
     fn insert(&self, node: u32, visited: &mut Visited) {
         let level = self.levels[node as usize];
@@ -691,7 +697,7 @@ impl HnswIndex {
         let (codes, scales) = quantised(data, dim);
         let shared = Shared {
             dim,
-            data,
+            data: LineAligned::from_slice(data),
             codes,
             scales,
             params,
@@ -731,14 +737,14 @@ impl HnswIndex {
             index.upper.push(levels.map(|l| l.ids).collect());
             index.write_list(node as u32, 0, zero);
         }
-        index.set_rows(ids, data, (shared.codes, shared.scales));
+        index.set_rows(ids, shared.data, (shared.codes, shared.scales));
         Ok(index)
     }
 }
 
 /// The 8-bit codes of `dim`-rows, and their scales.
-fn quantised(data: &[f32], dim: usize) -> (Vec<i8>, Vec<f32>) {
-    let mut codes = vec![0; data.len()];
+fn quantised(data: &[f32], dim: usize) -> (LineAligned<i8>, Vec<f32>) {
+    let mut codes = LineAligned::zeroed(data.len());
     let scales = data
         .chunks_exact(dim)
         .zip(codes.chunks_exact_mut(dim))
@@ -825,7 +831,7 @@ impl Index for HnswIndex {
         let level = self.draw_level();
         self.data.extend_from_slice(vector);
         let at = self.codes.len();
-        self.codes.resize(at + self.dim, 0);
+        self.codes.extend_from_slice(&vec![0; self.dim]);
         self.scales.push(quantise(vector, &mut self.codes[at..]));
         self.ids.push(id);
         self.deleted.push(false);
@@ -1032,7 +1038,7 @@ impl HnswIndex {
             return Err(invalid("the entry point is not on the top level"));
         }
         index.entry = (n > 0).then_some(header[4]);
-        index.set_rows(ids, data, quantised(data, dim));
+        index.set_rows(ids, LineAligned::from_slice(data), quantised(data, dim));
         if index.slots.len() != n {
             return Err(invalid("repeated ids"));
         }

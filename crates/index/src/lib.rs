@@ -15,6 +15,7 @@
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
+mod aligned;
 mod flat;
 mod hnsw;
 pub mod matrix;
