@@ -2,7 +2,7 @@
 
 use std::cmp::{Ordering, Reverse};
 use std::collections::{BinaryHeap, HashMap};
-use std::sync::atomic::{AtomicUsize, Ordering as AtomicOrdering};
+use std::sync::atomic::{AtomicU32, AtomicUsize, Ordering as AtomicOrdering};
 use std::sync::{Mutex, MutexGuard};
 
 use crate::aligned::LineAligned;
@@ -524,9 +524,18 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
-/// The graph while several threads build it: every neighbour list behind a lock of its own,
-/// the rows (all known before the build starts) shared read-only. A thread holds at most one
-/// lock at a time, so there is no lock order to get wrong.
+/// The graph while several threads build it, the rows (all known before the build starts)
+/// shared read-only.
+///
+/// Level 0, where the walks spend their time, is laid out as in the finished index: one block,
+/// `m0 + 1` words a node, the count and then the links, so a hop reads one place. Its lists are
+/// read without a lock: a writer stores the links before it publishes a count that covers them,
+/// so a reader sees a list as it was or will be, with every entry a node; a list being changed
+/// in place may show a mix of old and new links, as a walk a moment earlier or later would.
+/// Writers of a level-0 list take that node's lock in `lock0`; each link's similarity to its
+/// node is kept beside it in `sims0` for them. The few lists on levels 1 and up each have a
+/// lock of their own, taken by readers too. A thread holds at most one lock at a time, so
+/// there is no lock order to get wrong.
 struct Shared {
     dim: usize,
     data: LineAligned<f32>,
@@ -534,19 +543,30 @@ struct Shared {
     scales: Vec<f32>,
     params: HnswParams,
     levels: Vec<usize>,
-    links: Vec<Vec<Mutex<Links>>>,
+    level0: Vec<AtomicU32>,
+    sims0: Vec<AtomicU32>,
+    lock0: Vec<Mutex<()>>,
+    /// Lists on levels 1 and up (none for the nodes on level 0 only).
+    upper: Vec<Vec<Mutex<Links>>>,
     entry: Mutex<u32>,
 }
 
 /// A neighbour list during the parallel build, with each neighbour's similarity to the list's
-/// node kept beside it: a full level-0 list (128 links) is cut back to its closest on nearly
-/// every insertion, and with the similarities at hand that is a sort of 129 numbers instead of
-/// 129 dot products over rows scattered across the gallery (cache misses; the build is about a
-/// fifth faster without them, docs/benchmarks.md).
+/// node kept beside it. A full level-0 list (128 links) takes a closer link in place of its
+/// farthest on nearly every insertion, and with the similarities at hand that is a scan of 128
+/// numbers instead of 128 dot products over rows scattered across the gallery (cache misses;
+/// the build is about a fifth faster without them, docs/benchmarks.md).
 #[derive(Default)]
 struct Links {
     ids: Vec<u32>,
     sims: Vec<f32>,
+}
+
+impl Shared {
+    /// Words per node in `level0`.
+    fn stride(&self) -> usize {
+        max_links(&self.params, 0) + 1
+    }
 }
 
 impl Graph for &Shared {
@@ -561,7 +581,25 @@ impl Graph for &Shared {
     }
 
     fn links<R>(&self, n: u32, level: usize, f: impl FnOnce(&[u32]) -> R) -> R {
-        f(&lock(&self.links[n as usize][level]).ids)
+        if level > 0 {
+            return f(&lock(&self.upper[n as usize][level - 1]).ids);
+        }
+        let at = n as usize * self.stride();
+        let count = self.level0[at].load(AtomicOrdering::Acquire) as usize;
+        let list = &self.level0[at + 1..at + 1 + count];
+        let mut copy = [0u32; 128];
+        if count <= copy.len() {
+            for (c, l) in copy.iter_mut().zip(list) {
+                *c = l.load(AtomicOrdering::Relaxed);
+            }
+            f(&copy[..count])
+        } else {
+            let copy: Vec<u32> = list
+                .iter()
+                .map(|l| l.load(AtomicOrdering::Relaxed))
+                .collect();
+            f(&copy)
+        }
     }
 
     fn deleted(&self, _: u32) -> bool {
@@ -579,26 +617,54 @@ impl Link for &Shared {
     }
 
     fn set_links(&mut self, n: u32, level: usize, links: Vec<Scored>) {
-        *lock(&self.links[n as usize][level]) = Links {
-            ids: links.iter().map(|l| l.1).collect(),
-            sims: links.iter().map(|l| l.0).collect(),
-        };
+        if level > 0 {
+            *lock(&self.upper[n as usize][level - 1]) = Links {
+                ids: links.iter().map(|l| l.1).collect(),
+                sims: links.iter().map(|l| l.0).collect(),
+            };
+            return;
+        }
+        let _writing = lock(&self.lock0[n as usize]);
+        let (at, m0) = (n as usize * self.stride(), self.stride() - 1);
+        let links = &links[..links.len().min(m0)];
+        for (i, l) in links.iter().enumerate() {
+            self.level0[at + 1 + i].store(l.1, AtomicOrdering::Relaxed);
+            self.sims0[n as usize * m0 + i].store(l.0.to_bits(), AtomicOrdering::Relaxed);
+        }
+        self.level0[at].store(links.len() as u32, AtomicOrdering::Release);
     }
 
     fn add_link(&mut self, n: u32, level: usize, link: Scored, max: usize) {
-        let mut list = lock(&self.links[n as usize][level]);
-        if level == 0 && list.ids.len() >= max {
+        if level == 0 {
+            let _writing = lock(&self.lock0[n as usize]);
+            let (at, m0) = (n as usize * self.stride(), self.stride() - 1);
+            let count = self.level0[at].load(AtomicOrdering::Relaxed) as usize;
+            let ids = &self.level0[at + 1..at + 1 + m0];
+            let sims = &self.sims0[n as usize * m0..(n as usize + 1) * m0];
+            if count < max.min(m0) {
+                ids[count].store(link.1, AtomicOrdering::Relaxed);
+                sims[count].store(link.0.to_bits(), AtomicOrdering::Relaxed);
+                self.level0[at].store(count as u32 + 1, AtomicOrdering::Release);
+                return;
+            }
             // The rule of [`Graph::shrunk`] on level 0 (no node is deleted during a build),
             // from the kept similarities: the list is full, so the new link takes the place of
             // the farthest one if it is closer.
-            let scored = list.sims.iter().zip(&list.ids).map(|(&s, &c)| Scored(s, c));
+            let scored = sims[..count].iter().zip(&ids[..count]).map(|(s, c)| {
+                Scored(
+                    f32::from_bits(s.load(AtomicOrdering::Relaxed)),
+                    c.load(AtomicOrdering::Relaxed),
+                )
+            });
             if let Some((at, worst)) = scored.enumerate().min_by_key(|&(_, s)| s) {
                 if link > worst {
-                    (list.ids[at], list.sims[at]) = (link.1, link.0);
+                    ids[at].store(link.1, AtomicOrdering::Relaxed);
+                    sims[at].store(link.0.to_bits(), AtomicOrdering::Relaxed);
                 }
             }
             return;
         }
+        let mut list = lock(&self.upper[n as usize][level - 1]);
         list.ids.push(link.1);
         list.sims.push(link.0);
         if list.ids.len() <= max {
@@ -695,15 +761,19 @@ impl HnswIndex {
             }
         }
         let (codes, scales) = quantised(data, dim);
+        let m0 = max_links(&params, 0);
         let shared = Shared {
             dim,
             data: LineAligned::from_slice(data),
             codes,
             scales,
             params,
-            links: levels
+            level0: (0..n * (m0 + 1)).map(|_| AtomicU32::new(0)).collect(),
+            sims0: (0..n * m0).map(|_| AtomicU32::new(0)).collect(),
+            lock0: (0..n).map(|_| Mutex::new(())).collect(),
+            upper: levels
                 .iter()
-                .map(|&l| (0..=l).map(|_| Mutex::new(Links::default())).collect())
+                .map(|&l| (0..l).map(|_| Mutex::new(Links::default())).collect())
                 .collect(),
             levels,
             entry: Mutex::new(order[0]),
@@ -727,16 +797,21 @@ impl HnswIndex {
             }
         });
         index.entry = Some(*lock(&shared.entry));
-        index.level0 = vec![0; n * index.stride()];
-        index.upper = Vec::with_capacity(n);
-        for (node, levels) in shared.links.into_iter().enumerate() {
-            let mut levels = levels
-                .into_iter()
-                .map(|m| m.into_inner().unwrap_or_else(|p| p.into_inner()));
-            let zero = levels.next().unwrap_or_default().ids;
-            index.upper.push(levels.map(|l| l.ids).collect());
-            index.write_list(node as u32, 0, zero);
-        }
+        index.level0 = shared
+            .level0
+            .into_iter()
+            .map(AtomicU32::into_inner)
+            .collect();
+        index.upper = shared
+            .upper
+            .into_iter()
+            .map(|levels| {
+                levels
+                    .into_iter()
+                    .map(|m| m.into_inner().unwrap_or_else(|p| p.into_inner()).ids)
+                    .collect()
+            })
+            .collect();
         index.set_rows(ids, shared.data, (shared.codes, shared.scales));
         Ok(index)
     }
