@@ -15,6 +15,31 @@
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
+/// Defines `fn $name(a, b)`: `$f(a, b)` with the common embedding lengths (128, 512)
+/// dispatched to copies of `$f` compiled for them, where its loop is fully unrolled, for code
+/// that takes rows of any length. A macro, so that each copy is the very code written out by
+/// hand.
+macro_rules! sized {
+    ($(#[$meta:meta])* $vis:vis fn $name:ident(&[$t:ty]) -> $r:ty = $f:ident) => {
+        $(#[$meta])*
+        #[inline]
+        $vis fn $name(a: &[$t], b: &[$t]) -> $r {
+            fn fixed<const D: usize>(a: &[$t], b: &[$t]) -> Option<$r> {
+                Some($f(
+                    <&[$t; D]>::try_from(a).ok()?,
+                    <&[$t; D]>::try_from(b).ok()?,
+                ))
+            }
+            match a.len() {
+                128 => fixed::<128>(a, b),
+                512 => fixed::<512>(a, b),
+                _ => None,
+            }
+            .unwrap_or_else(|| $f(a, b))
+        }
+    };
+}
+
 mod aligned;
 mod flat;
 mod hnsw;
@@ -110,22 +135,10 @@ pub fn dot(a: &[f32], b: &[f32]) -> f32 {
     sum
 }
 
-/// [`dot`] with the common embedding lengths (128, 512) dispatched to copies compiled for
-/// them, where the loop is fully unrolled: for code that takes rows of any length.
-#[inline]
-pub fn dot_sized(a: &[f32], b: &[f32]) -> f32 {
-    fn fixed<const D: usize>(a: &[f32], b: &[f32]) -> Option<f32> {
-        Some(dot(
-            <&[f32; D]>::try_from(a).ok()?,
-            <&[f32; D]>::try_from(b).ok()?,
-        ))
-    }
-    match a.len() {
-        128 => fixed::<128>(a, b),
-        512 => fixed::<512>(a, b),
-        _ => None,
-    }
-    .unwrap_or_else(|| dot(a, b))
+sized! {
+    /// [`dot`] with the common embedding lengths (128, 512) dispatched to copies compiled for
+    /// them, where the loop is fully unrolled: for code that takes rows of any length.
+    pub fn dot_sized(&[f32]) -> f32 = dot
 }
 
 #[cfg(test)]

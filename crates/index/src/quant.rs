@@ -48,22 +48,10 @@ fn dot_i8(a: &[i8], b: &[i8]) -> i32 {
     sum
 }
 
-/// [`dot_i8`] with the common embedding lengths (128, 512) dispatched to copies compiled for
-/// them.
-#[inline]
-pub(crate) fn dot_i8_sized(a: &[i8], b: &[i8]) -> i32 {
-    fn fixed<const D: usize>(a: &[i8], b: &[i8]) -> Option<i32> {
-        Some(dot_i8(
-            <&[i8; D]>::try_from(a).ok()?,
-            <&[i8; D]>::try_from(b).ok()?,
-        ))
-    }
-    match a.len() {
-        128 => fixed::<128>(a, b),
-        512 => fixed::<512>(a, b),
-        _ => None,
-    }
-    .unwrap_or_else(|| dot_i8(a, b))
+sized! {
+    /// [`dot_i8`] with the common embedding lengths (128, 512) dispatched to copies compiled
+    /// for them.
+    pub(crate) fn dot_i8_sized(&[i8]) -> i32 = dot_i8
 }
 
 impl QuantIndex {
