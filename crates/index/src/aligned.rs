@@ -2,6 +2,8 @@
 
 use std::ops::{Deref, DerefMut};
 
+use zeroize::{DefaultIsZeroes, Zeroize};
+
 /// Bytes in a cache line on the CPUs the index is tuned for.
 const LINE: usize = 64;
 
@@ -11,15 +13,16 @@ const LINE: usize = 64;
 /// instead of 2: one more miss for every node a walk through the graph scores.
 ///
 /// Reads and writes go through the slice it dereferences to; it grows only by
-/// [`LineAligned::extend_from_slice`], which moves it to a new aligned block when full.
+/// [`LineAligned::extend_from_slice`], which moves it to a new aligned block when full. A block
+/// it leaves, by growing or being dropped, is zeroed first (the rows are templates).
 #[derive(Default)]
-pub(crate) struct LineAligned<T> {
+pub(crate) struct LineAligned<T: DefaultIsZeroes> {
     /// `off` elements of padding, then the contents.
     buf: Vec<T>,
     off: usize,
 }
 
-impl<T: Copy + Default> LineAligned<T> {
+impl<T: DefaultIsZeroes> LineAligned<T> {
     /// Elements of padding that can be needed to reach a line.
     const PAD: usize = LINE / size_of::<T>();
 
@@ -54,13 +57,19 @@ impl<T: Copy + Default> LineAligned<T> {
             let len = self.len();
             let mut grown = Self::with_capacity((len + items.len()).max(len * 2));
             grown.buf.extend_from_slice(&self[..]);
-            *self = grown;
+            *self = grown; // the old block is zeroed as it drops
         }
         self.buf.extend_from_slice(items);
     }
 }
 
-impl<T> Deref for LineAligned<T> {
+impl<T: DefaultIsZeroes> Drop for LineAligned<T> {
+    fn drop(&mut self) {
+        self.buf.zeroize();
+    }
+}
+
+impl<T: DefaultIsZeroes> Deref for LineAligned<T> {
     type Target = [T];
 
     fn deref(&self) -> &[T] {
@@ -68,7 +77,7 @@ impl<T> Deref for LineAligned<T> {
     }
 }
 
-impl<T> DerefMut for LineAligned<T> {
+impl<T: DefaultIsZeroes> DerefMut for LineAligned<T> {
     fn deref_mut(&mut self) -> &mut [T] {
         &mut self.buf[self.off..]
     }

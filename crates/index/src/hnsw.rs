@@ -5,6 +5,8 @@ use std::collections::{BinaryHeap, HashMap};
 use std::sync::atomic::{AtomicU32, AtomicUsize, Ordering as AtomicOrdering};
 use std::sync::{Mutex, MutexGuard};
 
+use zeroize::Zeroize;
+
 use crate::aligned::LineAligned;
 use crate::quant::{dot_i8_sized, quantise};
 use crate::{check, dot_sized as dot, Hit, Index, IndexError};
@@ -509,12 +511,12 @@ impl HnswIndex {
             .collect();
         let mut fresh = HnswIndex::new(self.dim, self.params);
         fresh.rng = self.rng;
-        for (id, v) in live {
+        for (id, mut v) in live {
             // Vectors were checked when first added.
             let _ = fresh.add(id, &v);
+            v.zeroize();
         }
-        self.data.fill(0.0);
-        self.codes.fill(0);
+        // The old rows and codes are zeroed as they drop.
         *self = fresh;
     }
 }
