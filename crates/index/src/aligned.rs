@@ -50,6 +50,15 @@ impl<T: DefaultIsZeroes> LineAligned<T> {
         out
     }
 
+    /// Shortens to `len` elements, zeroing the ones cut off.
+    pub(crate) fn truncate(&mut self, len: usize) {
+        let end = self.off + len;
+        if end < self.buf.len() {
+            self.buf[end..].zeroize();
+            self.buf.truncate(end);
+        }
+    }
+
     /// Appends `items`, keeping the start on its line.
     pub(crate) fn extend_from_slice(&mut self, items: &[T]) {
         if self.buf.len() + items.len() > self.buf.capacity() {
@@ -60,6 +69,15 @@ impl<T: DefaultIsZeroes> LineAligned<T> {
             *self = grown; // the old block is zeroed as it drops
         }
         self.buf.extend_from_slice(items);
+    }
+}
+
+/// The length only: the contents are templates.
+impl<T: DefaultIsZeroes> std::fmt::Debug for LineAligned<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LineAligned")
+            .field("len", &self.len())
+            .finish_non_exhaustive()
     }
 }
 
@@ -109,5 +127,12 @@ mod tests {
         let zeros = LineAligned::<f32>::zeroed(300);
         assert!(on_a_line(&zeros));
         assert!(zeros.iter().all(|&x| x == 0.0));
+
+        codes.truncate(128);
+        assert_eq!(&*codes, &want[..128]);
+        codes.extend_from_slice(&[5; 64]);
+        assert_eq!(codes.len(), 192);
+        assert!(codes[128..].iter().all(|&c| c == 5));
+        assert_eq!(format!("{codes:?}"), "LineAligned { len: 192, .. }");
     }
 }

@@ -2,14 +2,17 @@
 
 use std::collections::HashMap;
 
+use crate::aligned::LineAligned;
 use crate::topk::TopK;
 use crate::{check, dot, Hit, Index, IndexError};
 
 /// Exact search over a contiguous row-major matrix. Removal swaps the last row into the hole.
+/// The rows are zeroed wherever they stop being used: a removed row, a block left as the
+/// matrix grows, the whole matrix when the index drops.
 #[derive(Debug, Default)]
 pub struct FlatIndex {
     dim: usize,
-    data: Vec<f32>,
+    data: LineAligned<f32>,
     ids: Vec<u64>,
     slots: HashMap<u64, usize>,
 }
@@ -45,8 +48,7 @@ impl FlatIndex {
             self.ids[slot] = self.ids[last];
             self.slots.insert(self.ids[slot], slot);
         }
-        // Overwrite before shrinking: removed templates do not linger in memory.
-        self.data[last * d..].fill(0.0);
+        // Removed templates do not linger in memory: the row cut off is zeroed.
         self.data.truncate(last * d);
         self.ids.truncate(last);
         Some((slot, last))

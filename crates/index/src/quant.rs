@@ -1,5 +1,6 @@
 //! 8-bit scalar quantisation with exact re-ranking.
 
+use crate::aligned::LineAligned;
 use crate::flat::FlatIndex;
 use crate::topk::TopK;
 use crate::{dot, Hit, Index, IndexError};
@@ -11,7 +12,7 @@ use crate::{dot, Hit, Index, IndexError};
 #[derive(Debug)]
 pub struct QuantIndex {
     exact: FlatIndex,
-    codes: Vec<i8>,
+    codes: LineAligned<i8>,
     scales: Vec<f32>,
     rerank: usize,
 }
@@ -64,7 +65,7 @@ impl QuantIndex {
     pub fn with_rerank(dim: usize, rerank: usize) -> Self {
         QuantIndex {
             exact: FlatIndex::new(dim),
-            codes: Vec::new(),
+            codes: LineAligned::default(),
             scales: Vec::new(),
             rerank,
         }
@@ -87,7 +88,7 @@ impl Index for QuantIndex {
         let slot = match existing {
             Some(slot) => slot,
             None => {
-                self.codes.resize(self.codes.len() + d, 0);
+                self.codes.extend_from_slice(&vec![0; d]);
                 self.scales.push(0.0);
                 self.scales.len() - 1
             }
