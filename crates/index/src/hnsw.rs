@@ -553,11 +553,12 @@ struct Shared {
     entry: Mutex<u32>,
 }
 
-/// A neighbour list during the parallel build, with each neighbour's similarity to the list's
-/// node kept beside it. A full level-0 list (128 links) takes a closer link in place of its
-/// farthest on nearly every insertion, and with the similarities at hand that is a scan of 128
-/// numbers instead of 128 dot products over rows scattered across the gallery (cache misses;
-/// the build is about a fifth faster without them, docs/benchmarks.md).
+/// A list on levels 1 and up during the parallel build, with each neighbour's similarity to the
+/// list's node kept beside it, as `sims0` keeps them for level 0. A full level-0 list (128
+/// links) takes a closer link in place of its farthest on nearly every insertion, and with the
+/// similarities at hand that is a scan of 128 numbers instead of 128 dot products over rows
+/// scattered across the gallery (cache misses; the build is about a fifth faster without them,
+/// docs/benchmarks.md).
 #[derive(Default)]
 struct Links {
     ids: Vec<u32>,
