@@ -90,7 +90,7 @@ enum Prepared {
     Add(Vec<Opened>),
     RemoveSubject(String),
     RemoveTemplate(String),
-    Reload(Gallery),
+    Reload(Box<Gallery>),
 }
 
 impl Core {
@@ -194,7 +194,7 @@ impl Core {
                 }
                 Op::RemoveSubject => Prepared::RemoveSubject(c.subject.unwrap_or_default()),
                 Op::RemoveTemplate => Prepared::RemoveTemplate(c.template.unwrap_or_default()),
-                Op::Reload => Prepared::Reload(self.load_gallery(tenant).await?),
+                Op::Reload => Prepared::Reload(Box::new(self.load_gallery(tenant).await?)),
             };
             prepared.push((c.seq, p));
         }
@@ -212,7 +212,7 @@ impl Core {
                 }
                 Prepared::RemoveSubject(subject) => g.remove_subject(&subject),
                 Prepared::RemoveTemplate(template) => g.remove_template(&template),
-                Prepared::Reload(fresh) => *g = fresh,
+                Prepared::Reload(fresh) => *g = *fresh,
             }
             g.seq = g.seq.max(seq);
         }
