@@ -300,6 +300,10 @@ fn max_links(params: &HnswParams, level: usize) -> usize {
 /// parallel build.
 trait Link: Graph {
     fn params(&self) -> &HnswParams;
+    /// Words per node in a level-0 block: the count, then the links.
+    fn stride(&self) -> usize {
+        max_links(self.params(), 0) + 1
+    }
     /// Nodes in the graph (the size of a visited set).
     fn nodes(&self) -> usize;
     /// Sets the links of `n`, each with its similarity to `n`.
@@ -359,7 +363,7 @@ pub struct HnswIndex {
     scales: Vec<f32>,
     ids: Vec<u64>,
     deleted: Vec<bool>,
-    /// Level-0 lists in one block, `2m + 1` words a node: the count, then the links. One
+    /// Level-0 lists in one block, `m0 + 1` words a node ([`Link::stride`]): the count, then the links. One
     /// contiguous read per hop on the level where searches spend their time.
     level0: Vec<u32>,
     /// Lists on levels 1 and up (empty for the nodes on level 0 only).
@@ -445,11 +449,6 @@ impl HnswIndex {
             .map(|(i, &id)| (id, i as u32))
             .collect();
         self.live = ids.len();
-    }
-
-    /// Words per node in `level0`.
-    fn stride(&self) -> usize {
-        max_links(&self.params, 0) + 1
     }
 
     /// The neighbours of `n` on `level`.
@@ -563,13 +562,6 @@ struct Shared {
 struct Links {
     ids: Vec<u32>,
     sims: Vec<f32>,
-}
-
-impl Shared {
-    /// Words per node in `level0`.
-    fn stride(&self) -> usize {
-        max_links(&self.params, 0) + 1
-    }
 }
 
 impl Graph for &Shared {
