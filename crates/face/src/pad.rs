@@ -3,12 +3,15 @@
 //!
 //! Passive profiles ([`PadProfile`]):
 //! - `faceplugin` (the default, shipped; MIT, from the npm package `faceplugin-face-recognition-js`):
-//!   the face box enlarged about its centre (kept inside the image; 2.4× and 3.0×, each crop
-//!   and its mirror image), resized to 128×128, RGB 0..255; the softmax's class 0 is "real".
+//!   the detector's box enlarged 2.7× about its centre (kept inside the image), resized to
+//!   128×128, **BGR** 0..255, scored with its mirror image; the softmax's class 0 is "real". The
+//!   package's JavaScript feeds RGB (a canvas's order), but the network answers as one trained on
+//!   OpenCV's BGR frames: in BGR it separates the NUAA dev subjects completely, in RGB it rejects
+//!   one real face in eighteen (docs/liveness.md).
 //! - `minifasnet` (supported, not shipped; Apache-2.0, the operator gives the directory holding
-//!   `2.7_80x80_MiniFASNetV2.onnx` and `4_0_0_80x80_MiniFASNetV1SE.onnx`): the same crop at 2.7×
-//!   and 4.0×, each 80×80 BGR 0..255; the two softmaxes are added, as upstream does, and class 1
-//!   is "real".
+//!   `2.7_80x80_MiniFASNetV2.onnx` and `4_0_0_80x80_MiniFASNetV1SE.onnx`): the box made square,
+//!   then enlarged 2.7× and 4.0×, each 80×80 BGR 0..255; the two softmaxes are added, as upstream
+//!   does, and class 1 is "real".
 //!
 //! The challenge signals come from the same npm package: a 68-point landmark model (64×64 gray
 //! face box), an eye-state model (24×24 gray eye crops around the landmarks) and a HopeNet-style
@@ -66,9 +69,10 @@ impl PadProfile {
     }
 }
 
-/// The faceplugin model's default threshold (docs/liveness.md: chosen on the NUAA dev subjects
-/// for APCER under 2%).
-pub const FACEPLUGIN_THRESHOLD: f32 = 0.45;
+/// The faceplugin model's default threshold: its softmax's own boundary, not fitted to any data
+/// (on the NUAA dev subjects no bona fide face scores under 0.84 and no attack over 0.16;
+/// docs/liveness.md).
+pub const FACEPLUGIN_THRESHOLD: f32 = 0.5;
 
 struct Net {
     pool: SessionPool,
@@ -76,6 +80,8 @@ struct Net {
     scales: Vec<f32>,
     /// Also score each crop's mirror image.
     flip: bool,
+    /// Make the detector's box square before enlarging it ([`square_box`]).
+    square: bool,
     size: usize,
     bgr: bool,
     real_class: usize,
@@ -219,14 +225,15 @@ impl PassiveDetector {
                     .to_string();
                 Ok(PassiveDetector {
                     profile: profile.clone(),
-                    // Two crop scales around upstream's 2.7, each with its mirror image:
-                    // chosen on the NUAA dev subjects (docs/liveness.md).
+                    // Upstream's crop (the box as found, 2.7×) in BGR, with its mirror image
+                    // (docs/liveness.md).
                     nets: vec![Net {
                         pool,
-                        scales: vec![2.4, 3.0],
+                        scales: vec![2.7],
                         flip: true,
+                        square: false,
                         size: 128,
-                        bgr: false,
+                        bgr: true,
                         real_class: 0,
                     }],
                     digests: vec![digest],
@@ -244,6 +251,7 @@ impl PassiveDetector {
                         pool,
                         scales: vec![scale],
                         flip: false,
+                        square: true,
                         size: 80,
                         bgr: true,
                         real_class: 1,
@@ -268,9 +276,13 @@ impl PassiveDetector {
     /// "real" class after softmax over the profile's crops (and their mirror images, for
     /// `faceplugin`).
     pub fn score(&self, img: &RgbImage, det: &Detection) -> Result<f32, FaceError> {
-        let bbox = square_box(det.bbox);
         let (mut total, mut n) = (0.0, 0.0);
         for net in &self.nets {
+            let bbox = if net.square {
+                square_box(det.bbox)
+            } else {
+                det.bbox
+            };
             for &scale in &net.scales {
                 let region = scaled_box(bbox, img.width(), img.height(), scale);
                 let rgb = crop_resize(img, region, net.size, net.size);
@@ -290,10 +302,10 @@ impl PassiveDetector {
     }
 }
 
-/// YuNet's box made square (side 0.9 × its longer side) about its centre. YuNet's boxes are
-/// tall (width/height 0.75 on NUAA); the PAD models were trained on squarer boxes, and on the
-/// NUAA dev subjects the square box took the faceplugin model's BPCER at APCER 1.5% from 15% to
-/// 6% and MiniFASNet's BPCER at threshold 0.5 from 3.6% to 0.2% (docs/liveness.md).
+/// YuNet's box made square (side 0.9 × its longer side) about its centre, for MiniFASNet. YuNet's
+/// boxes are tall (width/height 0.75 on NUAA); MiniFASNet was trained on squarer ones, and on
+/// the NUAA dev subjects the square box took its BPCER at threshold 0.5 from 3.6% to 0.2%
+/// (docs/liveness.md).
 fn square_box([x, y, w, h]: [f32; 4]) -> [f32; 4] {
     let side = w.max(h) * 0.9;
     [
