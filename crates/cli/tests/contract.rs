@@ -65,8 +65,13 @@ async fn schemathesis_finds_nothing() {
             "all",
             "--max-examples",
             &examples,
+            // One worker: CPython 3.11's AST builder keeps its recursion depth in state the
+            // interpreter's threads share, and a garbage collection can switch threads while it
+            // runs, so Hypothesis parsing lambda sources on two workers can fail with "AST
+            // constructor recursion depth mismatch" (python/cpython#106905): an error of the
+            // tool, not of the API.
             "--workers",
-            "2",
+            "1",
         ])
         .args(["--seed", "1", "--no-color"])
         // A generation health check, not a check of the API: multipart bodies whose extra
