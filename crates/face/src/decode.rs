@@ -93,12 +93,17 @@ pub fn decode_image(bytes: &[u8], limits: &DecodeLimits) -> Result<RgbImage, Fac
 /// The JPEG decoder fills a cut-off scan with grey instead of failing, so completeness is checked
 /// here: the end-of-image marker `FF D9` must follow the last start-of-scan `FF DA`. Inside
 /// entropy-coded data every `FF` byte is stuffed as `FF 00`, so neither marker occurs by chance.
+///
+/// The same test, scanning only the file's two ends instead of its whole scan data twice: the
+/// last `FF D9` is looked for from the end (where it is), and the file is complete when no
+/// `FF DA` comes after it and one comes before it (the first is near the start).
 fn jpeg_is_complete(bytes: &[u8]) -> bool {
-    let last_sos = bytes.windows(2).rposition(|w| w == [0xFF, 0xDA]);
-    match last_sos {
-        Some(sos) => bytes[sos..].windows(2).any(|w| w == [0xFF, 0xD9]),
-        None => false,
-    }
+    const SOS: [u8; 2] = [0xFF, 0xDA];
+    const EOI: [u8; 2] = [0xFF, 0xD9];
+    let Some(eoi) = bytes.windows(2).rposition(|w| w == EOI) else {
+        return false;
+    };
+    !bytes[eoi..].windows(2).any(|w| w == SOS) && bytes[..eoi].windows(2).any(|w| w == SOS)
 }
 
 fn too_large_again(width: u32, height: u32, limits: &DecodeLimits) -> FaceError {
@@ -135,4 +140,46 @@ pub fn read_image(path: &std::path::Path, limits: &DecodeLimits) -> Result<RgbIm
     }
     let bytes = std::fs::read(path).map_err(unreadable)?;
     decode_image(&bytes, limits)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::jpeg_is_complete;
+
+    /// The definition: an end-of-image marker somewhere after the last start-of-scan.
+    fn by_definition(bytes: &[u8]) -> bool {
+        let last_sos = bytes.windows(2).rposition(|w| w == [0xFF, 0xDA]);
+        last_sos.is_some_and(|sos| bytes[sos..].windows(2).any(|w| w == [0xFF, 0xD9]))
+    }
+
+    #[test]
+    fn completeness_check_agrees_with_its_definition() {
+        // Short byte strings drawn mostly from the marker bytes, so markers occur, overlap
+        // (FF FF DA, FF D9 FF DA) and cut each other off in every order.
+        let alphabet = [0xFFu8, 0xDA, 0xD9, 0x00, 0x12];
+        let mut seed = 0x2545_F491u32;
+        let (mut complete, mut incomplete) = (0, 0);
+        for len in 0..12usize {
+            for _ in 0..4000 {
+                let bytes: Vec<u8> = (0..len)
+                    .map(|_| {
+                        seed = seed.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
+                        alphabet[(seed >> 24) as usize % alphabet.len()]
+                    })
+                    .collect();
+                let expected = by_definition(&bytes);
+                assert_eq!(jpeg_is_complete(&bytes), expected, "{bytes:02X?}");
+                if expected {
+                    complete += 1;
+                } else {
+                    incomplete += 1;
+                }
+            }
+        }
+        // Both answers were exercised, many times.
+        assert!(
+            complete > 500 && incomplete > 500,
+            "{complete} / {incomplete}"
+        );
+    }
 }
