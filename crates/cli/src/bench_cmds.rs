@@ -384,6 +384,7 @@ pub fn pipeline(engine: &FaceEngine, a: &PipelineArgs) -> Result<(), Failure> {
             "align": median(&mut ali), "embed": median(&mut emb),
         },
         "flip": engine.flip(),
+        "cpu": crate::cpu_summary(),
     });
     if a.json {
         println!("{result}");

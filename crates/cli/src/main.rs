@@ -243,6 +243,46 @@ fn main() -> ExitCode {
     }
 }
 
+/// The instruction-set extensions the models' speed depends on, for the start-up line and the
+/// bench figures (docs/benchmarks.md gives figures per CPU class): ONNX Runtime picks its int8
+/// kernels by them at run time, so the same server is about twice as fast with VNNI.
+pub(crate) fn cpu_summary() -> String {
+    #[cfg(target_arch = "x86_64")]
+    {
+        use std::arch::is_x86_feature_detected as has;
+        let mut parts = vec!["AVX2 + FMA"];
+        if has!("avx512f") {
+            parts.push("AVX-512");
+        }
+        if has!("avx512vnni") {
+            parts.push("AVX-512 VNNI");
+        }
+        if has!("avxvnni") {
+            parts.push("AVX-VNNI");
+        }
+        // AMX is not yet detectable on stable Rust; Linux lists it with the CPU's flags. (Every
+        // AMX CPU has AVX-512; requiring it keeps an emulated older CPU, which reads the host's
+        // flags, from claiming AMX.)
+        let amx = has!("avx512f")
+            && std::fs::read_to_string("/proc/cpuinfo").is_ok_and(|info| {
+                info.lines()
+                    .find(|l| l.starts_with("flags"))
+                    .is_some_and(|l| l.split_whitespace().any(|f| f == "amx_int8"))
+            });
+        if amx {
+            parts.push("AMX-INT8");
+        }
+        if !(has!("avx512vnni") || has!("avxvnni")) {
+            parts.push("no VNNI");
+        }
+        parts.join(", ")
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        std::env::consts::ARCH.to_string()
+    }
+}
+
 /// The build targets x86-64-v3 (see .cargo/config.toml): refuse politely on older CPUs.
 fn cpu_supported() -> bool {
     #[cfg(target_arch = "x86_64")]

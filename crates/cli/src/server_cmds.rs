@@ -365,6 +365,11 @@ pub fn serve(engine: &EngineArgs, a: &ServeArgs) -> Result<(), Failure> {
                  --data-binary @other.jpg 'http://{addr}/api/v1/verify?subject=ID'"
             );
         }
+        println!(
+            "consentry: face templates {}; CPU {}",
+            core.template_model(),
+            crate::cpu_summary()
+        );
         println!("consentry: listening on http://{addr} (database {})", redact_url(&a.store.db));
         consentry_server::serve_with(core, listener, options)
             .await

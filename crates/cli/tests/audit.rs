@@ -20,6 +20,16 @@ async fn the_verifier_catches_rows_changed_removed_or_reordered_in_the_database(
         let key_file = scratch.key_dir(&n.to_string());
         let admin = bootstrap(db_url, &key_file, "Residence West");
         let server = Server::start(db_url, &key_file);
+        // Before it listens, the server says which templates it makes and on what CPU.
+        assert!(
+            server
+                .banner
+                .iter()
+                .any(|l| l
+                    .starts_with("consentry: face templates sface-2021dec-int8w7; CPU AVX2 + FMA")),
+            "{:?}",
+            server.banner
+        );
 
         let mut subjects = Vec::new();
         for _ in 0..6 {

@@ -44,6 +44,41 @@ fn p(path: &std::path::Path) -> &str {
 }
 
 #[test]
+fn bench_pipeline_times_each_stage_and_names_the_cpu() {
+    let out = run(&[
+        "--models",
+        "standard-int8",
+        "bench",
+        "pipeline",
+        p(&photo("obama2.jpg")),
+        "--repeat",
+        "2",
+        "--json",
+    ]);
+    assert!(out.status.success(), "{out:?}");
+    let v = &json_lines(&out)[0];
+    assert_eq!(v["failures"], 0);
+    assert_eq!(v["timed_runs"], 2);
+    for stage in ["decode", "detect", "align", "embed"] {
+        assert!(
+            v["stage_median_ms"][stage].as_f64().unwrap_or(0.0) > 0.0,
+            "{v}"
+        );
+    }
+    // The figure's CPU, as the benchmarks record it: what this machine has.
+    let cpu = v["cpu"].as_str().unwrap_or_default();
+    assert!(cpu.starts_with("AVX2 + FMA"), "{cpu}");
+    let vnni = std::arch::is_x86_feature_detected!("avx512vnni")
+        || std::arch::is_x86_feature_detected!("avxvnni");
+    assert_eq!(cpu.contains("no VNNI"), !vnni, "{cpu}");
+    assert_eq!(
+        cpu.contains("AVX-512 VNNI"),
+        std::arch::is_x86_feature_detected!("avx512vnni"),
+        "{cpu}"
+    );
+}
+
+#[test]
 fn detect_json_has_boxes_landmarks_scores() {
     let out = run(&["detect", p(&fixture("t1.jpg")), "--json"]);
     assert!(out.status.success(), "{out:?}");

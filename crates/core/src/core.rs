@@ -206,7 +206,7 @@ impl Core {
 
     /// The model name stored with, and required of, every template (see
     /// [`consentry_face::ModelSet::template_model`]).
-    pub(crate) fn template_model(&self) -> &'static str {
+    pub fn template_model(&self) -> &'static str {
         self.engine.models().template_model()
     }
 

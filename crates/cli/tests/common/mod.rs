@@ -49,6 +49,8 @@ pub const UNTHROTTLED: &[&str] = &[
 pub struct Server {
     child: Child,
     pub addr: String,
+    /// What it printed before it listened (the models, the CPU, the demo key).
+    pub banner: Vec<String>,
 }
 
 impl Server {
@@ -91,6 +93,7 @@ impl Server {
             .expect("start consentry serve");
         let stdout = child.stdout.take().unwrap();
         let mut lines = BufReader::new(stdout).lines();
+        let mut banner = Vec::new();
         let addr = loop {
             let line = lines
                 .next()
@@ -99,8 +102,13 @@ impl Server {
             if let Some(rest) = line.split("listening on http://").nth(1) {
                 break rest.split_whitespace().next().unwrap().to_string();
             }
+            banner.push(line);
         };
-        Server { child, addr }
+        Server {
+            child,
+            addr,
+            banner,
+        }
     }
 
     /// The server's process id.
