@@ -28,7 +28,8 @@ pub struct Core {
     transforms: Mutex<HashMap<(String, i64, usize), Arc<TemplateTransform>>>,
     /// Each tenant's gallery: the map's lock is held only to look one up or insert it.
     pub(crate) galleries: Mutex<HashMap<String, crate::gallery::Shared>>,
-    face_slots: tokio::sync::Semaphore,
+    /// One permit per core; a job keeps its permit until its work ends ([`Core::on_engine`]).
+    face_slots: Arc<tokio::sync::Semaphore>,
     /// How much engine work may wait for a slot, and for how long.
     queue: EngineQueue,
     /// Requests waiting for a slot now.
@@ -147,7 +148,7 @@ impl Core {
             gate: QualityGate::default(),
             transforms: Mutex::new(HashMap::new()),
             galleries: Mutex::new(HashMap::new()),
-            face_slots: tokio::sync::Semaphore::new(engine_slots()),
+            face_slots: Arc::new(tokio::sync::Semaphore::new(engine_slots())),
             queue: EngineQueue::default(),
             waiting: std::sync::atomic::AtomicUsize::new(0),
             decoy,
@@ -292,10 +293,13 @@ impl Core {
                 "the voice model is not loaded on this server".into(),
             ))
         })?;
-        let _permit = self.engine_slot().await?;
-        let embedding = tokio::task::spawn_blocking(move || voice.embed(&audio))
-            .await
-            .map_err(|e| CoreError::Internal(format!("voice task: {e}")))??;
+        let permit = self.engine_slot().await?;
+        let embedding = tokio::task::spawn_blocking(move || {
+            let _permit = permit;
+            voice.embed(&audio)
+        })
+        .await
+        .map_err(|e| CoreError::Internal(format!("voice task: {e}")))??;
         Ok(zeroize::Zeroizing::new(embedding.0))
     }
 
@@ -315,11 +319,11 @@ impl Core {
     /// bounded wait in a bounded queue (first come, first served). A request that finds the
     /// queue full, or waits longer than its limit, is refused with `overloaded` before any
     /// work is done, so latency stays bounded under overload instead of growing with it.
-    async fn engine_slot(&self) -> Result<tokio::sync::SemaphorePermit<'_>, CoreError> {
+    async fn engine_slot(&self) -> Result<tokio::sync::OwnedSemaphorePermit, CoreError> {
         use std::sync::atomic::Ordering;
         let closed =
             |e: tokio::sync::AcquireError| CoreError::Internal(format!("engine closed: {e}"));
-        match self.face_slots.try_acquire() {
+        match self.face_slots.clone().try_acquire_owned() {
             Ok(permit) => return Ok(permit),
             Err(tokio::sync::TryAcquireError::Closed) => {
                 return Err(CoreError::Internal("engine closed".into()))
@@ -338,7 +342,8 @@ impl Core {
         if ahead >= self.queue.max_waiting {
             return Err(CoreError::Overloaded);
         }
-        match tokio::time::timeout(self.queue.max_wait, self.face_slots.acquire()).await {
+        let slots = self.face_slots.clone();
+        match tokio::time::timeout(self.queue.max_wait, slots.acquire_owned()).await {
             Ok(permit) => permit.map_err(closed),
             Err(_) => Err(CoreError::Overloaded),
         }
@@ -346,15 +351,107 @@ impl Core {
 
     /// Runs face work on the blocking pool, at most one job per core at a time: more would only
     /// queue inside the CPU, and every extra ONNX Runtime session costs tens of megabytes.
+    /// The job holds its core until its work ends, even when the request is cancelled first
+    /// (its client went away): the work cannot be stopped half-way, so a slot freed then would
+    /// start a second job on a busy core, and a session pool would grow a session for it.
     pub(crate) async fn on_engine<T: Send + 'static>(
         &self,
         work: impl FnOnce(&FaceEngine) -> Result<T, consentry_face::FaceError> + Send + 'static,
     ) -> Result<T, CoreError> {
-        let _permit = self.engine_slot().await?;
+        let permit = self.engine_slot().await?;
         let engine = self.engine.clone();
-        tokio::task::spawn_blocking(move || work(&engine))
+        tokio::task::spawn_blocking(move || {
+            let _permit = permit;
+            work(&engine)
+        })
+        .await
+        .map_err(|e| CoreError::Internal(format!("face task: {e}")))?
+        .map_err(CoreError::from)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::expect_used, clippy::unwrap_used, clippy::panic)]
+
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::{Arc, Condvar, Mutex};
+    use std::time::{Duration, Instant};
+
+    use consentry_testkit::{engine, Scratch};
+
+    use super::{engine_slots, Core, EngineQueue};
+    use crate::{CoreError, Keyring};
+
+    /// Polls `done` until it holds; fails after 30 s.
+    async fn until(what: &str, done: impl Fn() -> bool) {
+        let start = Instant::now();
+        while !done() {
+            assert!(start.elapsed() < Duration::from_secs(30), "never: {what}");
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_cancelled_request_keeps_its_core_until_its_work_ends() {
+        let scratch = Scratch::new("core_cancel").await;
+        let db = consentry_db::Db::open(&scratch.sqlite_url("c"))
             .await
-            .map_err(|e| CoreError::Internal(format!("face task: {e}")))?
-            .map_err(CoreError::from)
+            .unwrap();
+        let (keys, _) = Keyring::open(&scratch.key_dir("c")).unwrap();
+        let mut core = Core::new(db, engine(), keys).await.unwrap();
+        core.set_engine_queue(EngineQueue {
+            max_waiting: 0,
+            max_wait: Duration::from_millis(1),
+        });
+        let core = Arc::new(core);
+        // One job per core, each blocked in its work until the gate opens (on every way out
+        // of the test, so a failing assertion cannot leave the runtime waiting on them).
+        struct Gate(Mutex<bool>, Condvar);
+        struct Opens(Arc<Gate>);
+        impl Drop for Opens {
+            fn drop(&mut self) {
+                *self.0 .0.lock().unwrap_or_else(|e| e.into_inner()) = true;
+                self.0 .1.notify_all();
+            }
+        }
+        let gate = Arc::new(Gate(Mutex::new(false), Condvar::new()));
+        let opens = Opens(gate.clone());
+        let started = Arc::new(AtomicUsize::new(0));
+        let jobs: Vec<_> = (0..engine_slots())
+            .map(|_| {
+                let (core, gate, started) = (core.clone(), gate.clone(), started.clone());
+                tokio::spawn(async move {
+                    core.on_engine(move |_| {
+                        started.fetch_add(1, Ordering::SeqCst);
+                        let Gate(open, opened) = &*gate;
+                        let mut open = open.lock().unwrap();
+                        while !*open {
+                            open = opened.wait(open).unwrap();
+                        }
+                        Ok(())
+                    })
+                    .await
+                })
+            })
+            .collect();
+        until("every job started", || {
+            started.load(Ordering::SeqCst) == engine_slots()
+        })
+        .await;
+        assert!(!core.engine_has_room());
+        // Their requests are cancelled; the work goes on, so the cores stay taken.
+        for job in jobs {
+            job.abort();
+            assert!(job.await.unwrap_err().is_cancelled());
+        }
+        assert!(!core.engine_has_room());
+        let refused = core.on_engine(|_| Ok(())).await;
+        assert!(matches!(refused, Err(CoreError::Overloaded)), "{refused:?}");
+        // The work ends: the cores are free again.
+        drop(opens);
+        until("the cores freed", || core.engine_has_room()).await;
+        assert_eq!(core.on_engine(|_| Ok(7)).await.unwrap(), 7);
+        scratch.finish().await;
     }
 }
