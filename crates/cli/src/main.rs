@@ -254,10 +254,11 @@ pub(crate) fn cpu_summary() -> String {
         if has!("avx512f") {
             parts.push("AVX-512");
         }
-        if has!("avx512vnni") {
+        let (vnni512, vnni256) = (has!("avx512vnni"), has!("avxvnni"));
+        if vnni512 {
             parts.push("AVX-512 VNNI");
         }
-        if has!("avxvnni") {
+        if vnni256 {
             parts.push("AVX-VNNI");
         }
         // AMX is not yet detectable on stable Rust; Linux lists it with the CPU's flags. (Every
@@ -272,7 +273,7 @@ pub(crate) fn cpu_summary() -> String {
         if amx {
             parts.push("AMX-INT8");
         }
-        if !(has!("avx512vnni") || has!("avxvnni")) {
+        if !(vnni512 || vnni256) {
             parts.push("no VNNI");
         }
         parts.join(", ")
