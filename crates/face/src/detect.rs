@@ -243,11 +243,11 @@ fn prepare_input(
     if tw == sw && th == sh {
         // The photo fits as it is: a copy (what the bilinear step below computes here, exactly).
         for (y, row) in raw.chunks_exact(sw * 3).enumerate() {
-            for (x, px) in row.chunks_exact(3).enumerate() {
-                let o = y * width + x;
-                out[pr][o] = (f32::from(px[0]) - mean) * norm;
-                out[pg][o] = (f32::from(px[1]) - mean) * norm;
-                out[pb][o] = (f32::from(px[2]) - mean) * norm;
+            for (c, p) in [pr, pg, pb].into_iter().enumerate() {
+                let plane = &mut out[p][y * width..][..sw];
+                for (o, px) in plane.iter_mut().zip(row.chunks_exact(3)) {
+                    *o = (f32::from(px[c]) - mean) * norm;
+                }
             }
         }
     } else {
@@ -260,19 +260,27 @@ fn prepare_input(
                 (x0 * 3, (x0 + 1).min(sw - 1) * 3, sx.fract())
             })
             .collect();
+        // Each source row is interpolated along x once, into planar rows (`top` for y0 and
+        // `bottom` for y1; one output row's y1 is often the next one's y0), then each output row
+        // is a contiguous blend of the two. The same operations in the same order as per pixel,
+        // so the same floats, bit for bit.
+        let mut top = Rows::new(tw);
+        let mut bottom = Rows::new(tw);
+        let mut floats = Vec::with_capacity(sw * 3);
         for y in 0..th {
             let sy = ((y as f32 + 0.5) * fy - 0.5).clamp(0.0, (sh - 1) as f32);
             let (y0, wy) = (sy as usize, sy.fract());
             let y1 = (y0 + 1).min(sh - 1);
-            let (r0, r1) = (&raw[y0 * sw * 3..][..sw * 3], &raw[y1 * sw * 3..][..sw * 3]);
-            for (x, &(a, b, wx)) in taps.iter().enumerate() {
-                let o = y * width + x;
-                for c in 0..3 {
-                    let (p00, p01) = (f32::from(r0[a + c]), f32::from(r0[b + c]));
-                    let (p10, p11) = (f32::from(r1[a + c]), f32::from(r1[b + c]));
-                    let top = p00 + (p01 - p00) * wx;
-                    let bottom = p10 + (p11 - p10) * wx;
-                    out[planes[c]][o] = (top + (bottom - top) * wy - mean) * norm;
+            if bottom.source == Some(y0) {
+                std::mem::swap(&mut top, &mut bottom);
+            }
+            top.fill(y0, &raw[y0 * sw * 3..][..sw * 3], &taps, &mut floats);
+            bottom.fill(y1, &raw[y1 * sw * 3..][..sw * 3], &taps, &mut floats);
+            for c in 0..3 {
+                let (t, b) = (top.channel(c), bottom.channel(c));
+                let o = &mut out[planes[c]][y * width..][..tw];
+                for ((o, &t), &b) in o.iter_mut().zip(t).zip(b) {
+                    *o = (t + (b - t) * wy - mean) * norm;
                 }
             }
         }
@@ -286,6 +294,50 @@ fn prepare_input(
     })
 }
 
+/// One source row interpolated along x at the detector input's column taps, one plane per
+/// channel, and which source row it holds.
+struct Rows {
+    source: Option<usize>,
+    values: Vec<f32>,
+    width: usize,
+}
+
+impl Rows {
+    fn new(width: usize) -> Self {
+        Rows {
+            source: None,
+            values: vec![0.0; 3 * width],
+            width,
+        }
+    }
+
+    /// Interpolates source row `y` (`row`, RGB bytes) unless it is already held. `floats` is
+    /// scratch space for the row as floats (one vectorised conversion instead of six scalar ones
+    /// per tap).
+    fn fill(&mut self, y: usize, row: &[u8], taps: &[(usize, usize, f32)], floats: &mut Vec<f32>) {
+        if self.source == Some(y) {
+            return;
+        }
+        floats.clear();
+        floats.extend(row.iter().map(|&v| f32::from(v)));
+        let (r, rest) = self.values.split_at_mut(self.width);
+        let (g, b) = rest.split_at_mut(self.width);
+        for ((&(a, n, wx), (r, g)), b) in taps.iter().zip(r.iter_mut().zip(g)).zip(b) {
+            let (Some(p), Some(q)) = (floats.get(a..a + 3), floats.get(n..n + 3)) else {
+                continue;
+            };
+            *r = p[0] + (q[0] - p[0]) * wx;
+            *g = p[1] + (q[1] - p[1]) * wx;
+            *b = p[2] + (q[2] - p[2]) * wx;
+        }
+        self.source = Some(y);
+    }
+
+    fn channel(&self, c: usize) -> &[f32] {
+        &self.values[c * self.width..][..self.width]
+    }
+}
+
 /// Averages `k x k` blocks (the last partial row and column are averaged over what exists).
 /// Streams the rows once: each band of `k` rows is summed per column (a plain widening add the
 /// compiler vectorises), then the column sums are added up per block and divided out.
@@ -296,6 +348,7 @@ fn box_reduce(img: &RgbImage, k: u32) -> Result<RgbImage, FaceError> {
     let raw = img.as_raw();
     let mut out = vec![0u8; nw * nh as usize * 3];
     let mut columns = vec![0u32; w * 3];
+    let mut sums = vec![0u32; nw * 3];
     for (band, out_row) in raw.chunks(w * 3 * k).zip(out.chunks_exact_mut(nw * 3)) {
         columns.iter_mut().for_each(|v| *v = 0);
         for row in band.chunks_exact(w * 3) {
@@ -303,32 +356,67 @@ fn box_reduce(img: &RgbImage, k: u32) -> Result<RgbImage, FaceError> {
                 *c += u32::from(p);
             }
         }
+        match k {
+            2 => block_sums::<2>(&columns, &mut sums),
+            3 => block_sums::<3>(&columns, &mut sums),
+            4 => block_sums::<4>(&columns, &mut sums),
+            _ => block_sums_any(&columns, k, &mut sums),
+        }
         let rows = band.len() / (w * 3);
         // Every block of the band holds `rows * k` pixels but the last, which may be narrower.
+        // Rounded integer means, never above 255; divided in one pass per divisor, which the
+        // compiler vectorises.
         let full = Divisor::new((rows * k) as u32);
         let last = Divisor::new((rows * (w - (nw - 1) * k)) as u32);
-        for (bx, (block, o)) in columns
-            .chunks(k * 3)
-            .zip(out_row.chunks_exact_mut(3))
-            .enumerate()
-        {
-            let d = if bx + 1 == nw { last } else { full };
-            let mut sum = [0u32; 3];
-            for px in block.chunks_exact(3) {
-                sum[0] += px[0];
-                sum[1] += px[1];
-                sum[2] += px[2];
-            }
-            // Rounded integer mean, never above 255.
-            for (o, v) in o.iter_mut().zip(sum) {
-                *o = d.rounded_quotient(v) as u8;
-            }
+        let (body, tail) = out_row.split_at_mut((nw - 1) * 3);
+        let (body_sums, tail_sums) = sums.split_at((nw - 1) * 3);
+        for (o, &v) in body.iter_mut().zip(body_sums) {
+            *o = full.rounded_quotient(v) as u8;
+        }
+        for (o, &v) in tail.iter_mut().zip(tail_sums) {
+            *o = last.rounded_quotient(v) as u8;
         }
     }
     // The buffer is nw * nh * 3 bytes by construction; a mismatch is a bug, reported, never a
     // black image handed to the detector.
     RgbImage::from_raw(nw as u32, nh, out)
         .ok_or_else(|| FaceError::Inference("box reduction produced a wrong-sized image".into()))
+}
+
+/// Each block's sums: its `K` column sums (`columns`, RGB) added up per channel, every block `K`
+/// columns wide but the last, which holds what is left. With `K` known the inner loop unrolls;
+/// the box reduction's common factors (2 to 4) take this path.
+fn block_sums<const K: usize>(columns: &[u32], sums: &mut [u32]) {
+    let whole = columns.chunks_exact(3 * K);
+    let rest = whole.remainder();
+    let mut out = sums.chunks_exact_mut(3);
+    // `whole` first: a zip stops at its first iterator's end without taking from the second,
+    // so the last (partial) block's place in `out` is left for it.
+    for (block, sum) in whole.zip(out.by_ref()) {
+        let mut s = [0u32; 3];
+        for px in block.chunks_exact(3) {
+            s[0] += px[0];
+            s[1] += px[1];
+            s[2] += px[2];
+        }
+        sum.copy_from_slice(&s);
+    }
+    if let Some(sum) = out.next() {
+        block_sums_any(rest, K, sum);
+    }
+}
+
+/// [`block_sums`] for any block width `k`.
+fn block_sums_any(columns: &[u32], k: usize, sums: &mut [u32]) {
+    for (sum, block) in sums.chunks_exact_mut(3).zip(columns.chunks(k * 3)) {
+        let mut s = [0u32; 3];
+        for px in block.chunks_exact(3) {
+            s[0] += px[0];
+            s[1] += px[1];
+            s[2] += px[2];
+        }
+        sum.copy_from_slice(&s);
+    }
 }
 
 /// Division by one block's pixel count, as a multiplication: `box_reduce` divides a quarter of
@@ -536,6 +624,25 @@ mod tests {
                     "{model:?} at {side}: the input differs from the reference"
                 );
             }
+            // Shrunk by 2x or more: box-reduced first (by 2, 3 and 4), then bilinear.
+            for (side, k, tw, th) in [
+                (100u32, 2u32, 100usize, 68usize),
+                (80, 3, 80, 54),
+                (60, 4, 60, 41),
+            ] {
+                let got = prepare_input(&img, side, model).unwrap();
+                let want = reference_input(&box_reduce(&img, k).unwrap(), tw, th, model);
+                assert_eq!(got.data.len(), want.len(), "{model:?} at {side}");
+                let same = got
+                    .data
+                    .iter()
+                    .zip(&want)
+                    .all(|(a, b)| a.to_bits() == b.to_bits());
+                assert!(
+                    same,
+                    "{model:?} at {side}: the input differs from the reference"
+                );
+            }
         }
     }
 
@@ -544,8 +651,11 @@ mod tests {
         // Deterministic pseudo-random pixels; sizes with and without partial blocks.
         for (w, h, k) in [
             (7u32, 5u32, 2u32),
+            (8, 3, 2),
             (9, 9, 3),
+            (11, 7, 3),
             (10, 4, 4),
+            (12, 9, 4),
             (5, 11, 6),
             (1, 1, 2),
             (40, 29, 13),
