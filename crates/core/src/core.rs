@@ -28,12 +28,11 @@ pub struct Core {
     transforms: Mutex<HashMap<(String, i64, usize), Arc<TemplateTransform>>>,
     /// Each tenant's gallery: the map's lock is held only to look one up or insert it.
     pub(crate) galleries: Mutex<HashMap<String, crate::gallery::Shared>>,
-    /// One permit per core; a job keeps its permit until its work ends ([`Core::on_engine`]).
-    face_slots: Arc<tokio::sync::Semaphore>,
-    /// How much engine work may wait for a slot, and for how long.
+    /// One worker thread per core for face and voice jobs, and their queue
+    /// ([`Core::on_engine`]).
+    engine_pool: crate::engine_pool::EnginePool,
+    /// How much engine work may wait for a core, and for how long.
     queue: EngineQueue,
-    /// Requests waiting for a slot now.
-    waiting: std::sync::atomic::AtomicUsize,
     /// Stand-ins for a missing key and missing templates, so every verification does the same
     /// work (see `actions/verification.rs`).
     pub(crate) decoy: Decoy,
@@ -148,9 +147,8 @@ impl Core {
             gate: QualityGate::default(),
             transforms: Mutex::new(HashMap::new()),
             galleries: Mutex::new(HashMap::new()),
-            face_slots: Arc::new(tokio::sync::Semaphore::new(engine_slots())),
+            engine_pool: crate::engine_pool::EnginePool::new(engine_slots())?,
             queue: EngineQueue::default(),
-            waiting: std::sync::atomic::AtomicUsize::new(0),
             decoy,
             guard: crate::abuse::Guard::new(crate::AbuseRules::default()),
             checkin_retention_days: crate::CHECKIN_RETENTION_DAYS,
@@ -293,13 +291,10 @@ impl Core {
                 "the voice model is not loaded on this server".into(),
             ))
         })?;
-        let permit = self.engine_slot().await?;
-        let embedding = tokio::task::spawn_blocking(move || {
-            let _permit = permit;
-            voice.embed(&audio)
-        })
-        .await
-        .map_err(|e| CoreError::Internal(format!("voice task: {e}")))??;
+        let embedding = self
+            .engine_pool
+            .run(self.queue, move || voice.embed(&audio))
+            .await??;
         Ok(zeroize::Zeroizing::new(embedding.0))
     }
 
@@ -311,62 +306,25 @@ impl Core {
     /// Whether a job of face or voice work would be admitted now (a core free, or room in the
     /// queue): a cheap early answer for a request that is about to need one.
     pub fn engine_has_room(&self) -> bool {
-        self.face_slots.available_permits() > 0
-            || self.waiting.load(std::sync::atomic::Ordering::SeqCst) < self.queue.max_waiting
+        self.engine_pool.has_room(self.queue)
     }
 
-    /// A slot for one job of face or voice work: at once when a core is free, else after a
-    /// bounded wait in a bounded queue (first come, first served). A request that finds the
-    /// queue full, or waits longer than its limit, is refused with `overloaded` before any
-    /// work is done, so latency stays bounded under overload instead of growing with it.
-    async fn engine_slot(&self) -> Result<tokio::sync::OwnedSemaphorePermit, CoreError> {
-        use std::sync::atomic::Ordering;
-        let closed =
-            |e: tokio::sync::AcquireError| CoreError::Internal(format!("engine closed: {e}"));
-        match self.face_slots.clone().try_acquire_owned() {
-            Ok(permit) => return Ok(permit),
-            Err(tokio::sync::TryAcquireError::Closed) => {
-                return Err(CoreError::Internal("engine closed".into()))
-            }
-            Err(tokio::sync::TryAcquireError::NoPermits) => {}
-        }
-        // Counted while queued; the guard uncounts on every way out (a cancelled request too).
-        struct Queued<'a>(&'a std::sync::atomic::AtomicUsize);
-        impl Drop for Queued<'_> {
-            fn drop(&mut self) {
-                self.0.fetch_sub(1, Ordering::SeqCst);
-            }
-        }
-        let ahead = self.waiting.fetch_add(1, Ordering::SeqCst);
-        let _queued = Queued(&self.waiting);
-        if ahead >= self.queue.max_waiting {
-            return Err(CoreError::Overloaded);
-        }
-        let slots = self.face_slots.clone();
-        match tokio::time::timeout(self.queue.max_wait, slots.acquire_owned()).await {
-            Ok(permit) => permit.map_err(closed),
-            Err(_) => Err(CoreError::Overloaded),
-        }
-    }
-
-    /// Runs face work on the blocking pool, at most one job per core at a time: more would only
+    /// Runs face work on the engine's workers, one job per core at a time: more would only
     /// queue inside the CPU, and every extra ONNX Runtime session costs tens of megabytes.
-    /// The job holds its core until its work ends, even when the request is cancelled first
-    /// (its client went away): the work cannot be stopped half-way, so a slot freed then would
-    /// start a second job on a busy core, and a session pool would grow a session for it.
+    /// A job waits in a bounded queue for a bounded time, else it is refused with `overloaded`
+    /// before any work is done ([`EngineQueue`]). It holds its core until its work ends, even
+    /// when the request is cancelled first (its client went away): the work cannot be stopped
+    /// half-way, so a core freed then would start a second job on a busy CPU, and a session
+    /// pool would grow a session for it. A request cancelled while it waits is never run.
     pub(crate) async fn on_engine<T: Send + 'static>(
         &self,
         work: impl FnOnce(&FaceEngine) -> Result<T, consentry_face::FaceError> + Send + 'static,
     ) -> Result<T, CoreError> {
-        let permit = self.engine_slot().await?;
         let engine = self.engine.clone();
-        tokio::task::spawn_blocking(move || {
-            let _permit = permit;
-            work(&engine)
-        })
-        .await
-        .map_err(|e| CoreError::Internal(format!("face task: {e}")))?
-        .map_err(CoreError::from)
+        self.engine_pool
+            .run(self.queue, move || work(&engine))
+            .await?
+            .map_err(CoreError::from)
     }
 }
 

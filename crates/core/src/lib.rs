@@ -18,6 +18,7 @@ mod abuse;
 mod actions;
 mod audit;
 mod core;
+mod engine_pool;
 mod error;
 mod fusion;
 mod gallery;
