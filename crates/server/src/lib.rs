@@ -85,8 +85,8 @@ use routes::{
 /// Largest image body accepted.
 pub const MAX_IMAGE_BYTES: usize = 10 << 20;
 
-/// How long a request may take, body upload included, before it is abandoned with
-/// `request_timeout`.
+/// How long a caller waits for a request, body upload included, before it is answered
+/// `request_timeout` (the request's work still runs to its end).
 pub const REQUEST_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
 
 /// Shared state: the core, the counters behind `/metrics`, the request time limit.

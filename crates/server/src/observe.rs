@@ -53,17 +53,27 @@ pub(crate) async fn observe(
     req.extensions_mut().insert(RequestId(id.clone()));
     let span = tracing::info_span!("request", id = %id, method = %method, route = %route);
     let started = std::time::Instant::now();
-    // A request that runs past the limit is dropped, which rolls back any open transaction;
-    // the caller gets `request_timeout`.
-    let mut resp =
-        match tokio::time::timeout(s.timeout, next.run(req).instrument(span.clone())).await {
-            Ok(resp) => resp,
-            Err(_) => ApiError::new(
-                ErrorCode::RequestTimeout,
-                ErrorCode::RequestTimeout.describe(),
-            )
-            .into_response(),
-        };
+    // The request's work runs as a task of its own, so that nothing stops it half-way: not a
+    // caller that hangs up (which drops this future), not the time limit. A future dropped
+    // while its database transaction is starting can leave the pooled connection inside a
+    // transaction that nothing ends (sqlx's `begin` is not cancel-safe), after which every
+    // write fails; and work cut between two steps would be half done. So the work always
+    // runs to its end, and its transactions commit or roll back by themselves. A caller that
+    // waits longer than the limit gets `request_timeout` while the work goes on: what it did,
+    // if anything, is in the audit log.
+    let work = tokio::spawn(next.run(req).instrument(span.clone()));
+    let mut resp = match tokio::time::timeout(s.timeout, work).await {
+        Ok(Ok(resp)) => resp,
+        Ok(Err(e)) => {
+            span.in_scope(|| tracing::error!(error = %e, "the request's work failed"));
+            ApiError::new(ErrorCode::Internal, ErrorCode::Internal.describe()).into_response()
+        }
+        Err(_) => ApiError::new(
+            ErrorCode::RequestTimeout,
+            ErrorCode::RequestTimeout.describe(),
+        )
+        .into_response(),
+    };
     let status = resp.status().as_u16();
     span.in_scope(|| {
         tracing::info!(

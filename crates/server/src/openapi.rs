@@ -120,7 +120,7 @@ impl utoipa::Modify for CommonResponses {
                     );
                 }
                 unavailable.push_str(
-                    "`request_timeout`: the request took longer than the server's limit; `storage_unavailable`: the database cannot be reached",
+                    "`request_timeout`: the request took longer than the server's limit (its work still runs to its end); `storage_unavailable`: the database cannot be reached",
                 );
                 // An operation's own 503 (say `model_unavailable`) keeps its text, with these
                 // added.

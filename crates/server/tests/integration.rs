@@ -428,7 +428,7 @@ async fn axum_rejections_come_back_as_catalogue_errors() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_request_past_the_time_limit_is_abandoned_with_a_catalogue_code() {
+async fn a_request_past_the_time_limit_is_answered_with_a_catalogue_code() {
     let scratch = Scratch::new("server_timeout").await;
     let db = Db::open(&scratch.sqlite_url("t")).await.unwrap();
     let (keys, _) = Keyring::open(&scratch.key_dir("t")).unwrap();
@@ -1928,5 +1928,96 @@ async fn an_overloaded_engine_and_a_rate_limit_say_when_to_retry() {
     assert_eq!(st, StatusCode::TOO_MANY_REQUESTS, "{body}");
     assert_eq!(body["code"], "rate_limited");
     assert_eq!(retry.as_deref(), Some("5"));
+    scratch.finish().await;
+}
+
+/// A client that hangs up, or a request that runs out of time, must not leave anything half
+/// done: the request's work goes on to its end (its transactions commit or roll back), and the
+/// database connections it used go back to the pool clean. Before, a request dropped while its
+/// transaction was starting left its pooled connection inside a transaction that no one ended:
+/// every later write failed, `database is locked` on SQLite, until the server restarted.
+/// Hundreds of requests are dropped here at spread-out moments; then every call must succeed,
+/// and every request sent, dropped or not, must have made its subject and its audit entry.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dropped_requests_leave_no_transaction_open() {
+    use std::time::Duration;
+    let scratch = Scratch::new("server_dropped").await;
+    for url in scratch.backends() {
+        let (mut core, db) = core_at(&scratch, &url).await;
+        core.set_abuse_rules(consentry_core::AbuseRules {
+            burst_floor: 1_000_000,
+            ..consentry_core::AbuseRules::default()
+        });
+        let core = Arc::new(core);
+        let (tenant, key) = core.bootstrap_tenant("Hang-ups").await.unwrap();
+        let mut options = consentry_server::Options::default();
+        options.rate_limits.set("admin=100000/100000").unwrap();
+        let app = consentry_server::router_with(core.clone(), &options);
+        let create = || {
+            Request::builder()
+                .method("POST")
+                .uri("/api/v1/subjects")
+                .header("authorization", format!("Bearer {key}"))
+                .body(Body::empty())
+                .unwrap()
+        };
+        // How long one call takes here, to spread the drops over it.
+        let started = std::time::Instant::now();
+        for _ in 0..20 {
+            let resp = app.clone().oneshot(create()).await.unwrap();
+            assert_eq!(resp.status(), StatusCode::CREATED, "{url}");
+        }
+        let call_us = (started.elapsed().as_micros() / 20).max(50) as u64;
+        let mut dropped = 0;
+        for i in 0..800u64 {
+            // Cut at a moment spread over the call's length, in parallel pairs so that the
+            // pool's connections are shared.
+            let cut = Duration::from_micros((i * 7919) % (call_us * 2));
+            let a = tokio::time::timeout(cut, app.clone().oneshot(create()));
+            let b = tokio::time::timeout(cut / 2, app.clone().oneshot(create()));
+            let (a, b) = tokio::join!(a, b);
+            dropped += usize::from(a.is_err()) + usize::from(b.is_err());
+        }
+        assert!(
+            dropped > 200,
+            "{url}: only {dropped} requests were cut short"
+        );
+        // Whatever the dropped requests were doing has ended; every call works.
+        for _ in 0..20 {
+            let resp = tokio::time::timeout(Duration::from_secs(30), app.clone().oneshot(create()))
+                .await
+                .expect("a call after the hang-ups never ended")
+                .unwrap();
+            let status = resp.status();
+            let bytes = resp.into_body().collect().await.unwrap().to_bytes();
+            assert_eq!(
+                status,
+                StatusCode::CREATED,
+                "{url}: {}",
+                String::from_utf8_lossy(&bytes)
+            );
+        }
+        // Every request sent made its subject and its entry, the dropped ones too.
+        let sent = 20 + 2 * 800 + 20;
+        let count = |sql: &'static str| {
+            let (db, tenant) = (db.clone(), tenant.clone());
+            async move {
+                sqlx::query_scalar::<_, i64>(sql)
+                    .bind(tenant)
+                    .fetch_one(db.pool())
+                    .await
+                    .unwrap()
+            }
+        };
+        let subjects = "SELECT COUNT(*) FROM subjects WHERE tenant_id = $1";
+        let entries = "SELECT COUNT(*) FROM audit_entries WHERE tenant_id = $1 \
+                       AND action = 'subject.create'";
+        let start = std::time::Instant::now();
+        while count(subjects).await < sent && start.elapsed() < Duration::from_secs(30) {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        assert_eq!(count(subjects).await, sent, "{url}: subjects");
+        assert_eq!(count(entries).await, sent, "{url}: audit entries");
+    }
     scratch.finish().await;
 }

@@ -100,7 +100,8 @@ catalogue! {
     TooManyAttempts => ("too_many_attempts", Input, 429),
     /// This key sent more requests than its role's rate limit allows; slow down.
     RateLimited => ("rate_limited", Input, 429),
-    /// The request took longer than the server's limit and was abandoned (nothing was written).
+    /// The request took longer than the server's limit. Its work still runs to its end (nothing
+    /// is left half done); the audit log shows whether it changed anything.
     RequestTimeout => ("request_timeout", Setup, 503),
     /// More face or voice work is waiting than the server can start soon: nothing was done;
     /// retry after the seconds in `Retry-After`.
