@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Verify throughput and latency of `consentry serve` on loopback, bounded in time:
-# requests/s and p50/p99 at concurrency 1, 4, 8 and 16 (wrk, 15 s each), and the server's peak RSS.
+# requests/s, p50/p99 and the machine's idle time at concurrency 1, 4, 8 and 16 (wrk, 15 s each),
+# and the server's peak RSS.
 #   bash bench/load_verify.sh            (needs wrk: apt-get install wrk; cargo build --release)
 # With GALLERY=N GALLERY_DIR=DIR it first enrols N people for access from the photos under DIR
 # (bench/enrol_many.py), prints the RSS then, and runs identify at the same levels too.
@@ -52,7 +53,9 @@ echo "verify: $(curl -s -X POST "${auth[@]}" -H 'Content-Type: image/jpeg' --dat
 echo "pipeline, same photo, 1 thread: $("$BIN" --models "${MODELS:-standard-int8}" bench pipeline "$PHOTOS/obama2.jpg" --repeat 40 --json | python3 -c 'import sys,json; d=json.load(sys.stdin); print("%.1f ms (%s)" % (d["median_ms"], ", ".join("%s %.1f" % kv for kv in d["stage_median_ms"].items())))')"
 # served/s counts 2xx answers only; refused counts the 503 `overloaded` answers (the engine
 # queue's bound) and any other non-2xx; p50/p99 are over all answers, as wrk measures them.
-printf '%-10s %-12s %10s %10s %10s %10s\n' call concurrency 'served/s' 'refused/s' 'p50 ms' 'p99 ms'
+# idle % is the machine's idle time during the level (/proc/stat), wrk's own share counted busy.
+printf '%-10s %-12s %10s %10s %10s %10s %7s\n' call concurrency 'served/s' 'refused/s' 'p50 ms' 'p99 ms' 'idle %'
+idle() { awk '/^cpu / {print $5 + $6, $2 + $3 + $4 + $5 + $6 + $7 + $8}' /proc/stat; }
 calls="verify"
 [ "$GALLERY" -gt 0 ] && calls="verify identify"
 for call in $calls; do
@@ -60,14 +63,17 @@ for call in $calls; do
   [ "$call" = identify ] && path=/api/v1/identify
   for c in 1 4 8 16; do
     t=$(( c < 2 ? 1 : 2 ))
+    before=$(idle)
     out=$(wrk -t$t -c$c -d$DURATION --latency -s "$DIR/post.lua" "$URL$path")
+    after=$(idle)
+    idle_pct=$(python3 -c "a='$before'.split(); b='$after'.split(); print('%.1f' % (100 * (int(b[0]) - int(a[0])) / max(1, int(b[1]) - int(a[1]))))")
     rps=$(echo "$out" | awk '/Requests\/sec/ {print $2}')
     total=$(echo "$out" | awk '/requests in/ {print $1}')
     p50=$(echo "$out" | awk '$1=="50%" {print $2}')
     p99=$(echo "$out" | awk '$1=="99%" {print $2}')
     non2xx=$(echo "$out" | awk '/Non-2xx/ {print $NF}')
     read -r served refused < <(python3 -c "r=$rps; t=$total; n=${non2xx:-0}; print('%.1f %.1f' % (r*(t-n)/t, r*n/t))")
-    printf '%-10s %-12s %10s %10s %10s %10s\n' "$call" "$c" "$served" "$refused" "$p50" "$p99"
+    printf '%-10s %-12s %10s %10s %10s %10s %7s\n' "$call" "$c" "$served" "$refused" "$p50" "$p99" "$idle_pct"
   done
 done
 echo "server RSS now: $(rss); peak: $(awk '/VmHWM/ {printf "%.0f MiB", $2/1024}' /proc/$SERVER/status)"
