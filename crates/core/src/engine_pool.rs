@@ -220,6 +220,33 @@ mod tests {
         }
     }
 
+    /// A job that blocks its worker until `gate` opens, then answers `value`; returned once
+    /// it has started.
+    async fn blocked_job(
+        pool: &Arc<EnginePool>,
+        gate: &Arc<Gate>,
+        queue: EngineQueue,
+        value: u8,
+    ) -> tokio::task::JoinHandle<Result<u8, CoreError>> {
+        let started = Arc::new(AtomicUsize::new(0));
+        let job = {
+            let (pool, gate, started) = (pool.clone(), gate.clone(), started.clone());
+            tokio::spawn(async move {
+                pool.run(queue, move || {
+                    started.fetch_add(1, Ordering::SeqCst);
+                    wait_for(&gate);
+                    value
+                })
+                .await
+            })
+        };
+        until("the blocking job started", || {
+            started.load(Ordering::SeqCst) == 1
+        })
+        .await;
+        job
+    }
+
     const QUEUE: EngineQueue = EngineQueue {
         max_waiting: 2,
         max_wait: Duration::from_secs(30),
@@ -230,24 +257,9 @@ mod tests {
         let pool = Arc::new(EnginePool::new(1).unwrap());
         let gate = Arc::new(Gate(Mutex::new(false), Condvar::new()));
         let opens = Opens(gate.clone());
-        let started = Arc::new(AtomicUsize::new(0));
         let order = Arc::new(Mutex::new(Vec::new()));
         // The one worker blocks in its first job.
-        let first = {
-            let (pool, gate, started) = (pool.clone(), gate.clone(), started.clone());
-            tokio::spawn(async move {
-                pool.run(QUEUE, move || {
-                    started.fetch_add(1, Ordering::SeqCst);
-                    wait_for(&gate);
-                    0
-                })
-                .await
-            })
-        };
-        until("the first job started", || {
-            started.load(Ordering::SeqCst) == 1
-        })
-        .await;
+        let first = blocked_job(&pool, &gate, QUEUE, 0).await;
         // Two wait (the queue's bound), a third is refused at once.
         let queued: Vec<_> = (1..=2)
             .map(|n| {
@@ -296,22 +308,7 @@ mod tests {
             max_waiting: 4,
             max_wait: Duration::from_millis(50),
         };
-        let started = Arc::new(AtomicUsize::new(0));
-        let first = {
-            let (pool, gate, started) = (pool.clone(), gate.clone(), started.clone());
-            tokio::spawn(async move {
-                pool.run(quick, move || {
-                    started.fetch_add(1, Ordering::SeqCst);
-                    wait_for(&gate);
-                    1
-                })
-                .await
-            })
-        };
-        until("the first job started", || {
-            started.load(Ordering::SeqCst) == 1
-        })
-        .await;
+        let first = blocked_job(&pool, &gate, quick, 1).await;
         // Waits 50 ms for the busy worker, then is refused; its work never runs.
         let ran = Arc::new(AtomicUsize::new(0));
         let r = ran.clone();

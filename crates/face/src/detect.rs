@@ -393,13 +393,7 @@ fn block_sums<const K: usize>(columns: &[u32], sums: &mut [u32]) {
     // `whole` first: a zip stops at its first iterator's end without taking from the second,
     // so the last (partial) block's place in `out` is left for it.
     for (block, sum) in whole.zip(out.by_ref()) {
-        let mut s = [0u32; 3];
-        for px in block.chunks_exact(3) {
-            s[0] += px[0];
-            s[1] += px[1];
-            s[2] += px[2];
-        }
-        sum.copy_from_slice(&s);
+        sum.copy_from_slice(&channel_sums(block));
     }
     if let Some(sum) = out.next() {
         block_sums_any(rest, K, sum);
@@ -409,14 +403,20 @@ fn block_sums<const K: usize>(columns: &[u32], sums: &mut [u32]) {
 /// [`block_sums`] for any block width `k`.
 fn block_sums_any(columns: &[u32], k: usize, sums: &mut [u32]) {
     for (sum, block) in sums.chunks_exact_mut(3).zip(columns.chunks(k * 3)) {
-        let mut s = [0u32; 3];
-        for px in block.chunks_exact(3) {
-            s[0] += px[0];
-            s[1] += px[1];
-            s[2] += px[2];
-        }
-        sum.copy_from_slice(&s);
+        sum.copy_from_slice(&channel_sums(block));
     }
+}
+
+/// The sums of RGB values per channel (inlined, so a block of known width unrolls).
+#[inline(always)]
+fn channel_sums(rgb: &[u32]) -> [u32; 3] {
+    let mut s = [0u32; 3];
+    for px in rgb.chunks_exact(3) {
+        s[0] += px[0];
+        s[1] += px[1];
+        s[2] += px[2];
+    }
+    s
 }
 
 /// Division by one block's pixel count, as a multiplication: `box_reduce` divides a quarter of
@@ -597,6 +597,15 @@ mod tests {
         data
     }
 
+    fn assert_bitwise_equal(got: &[f32], want: &[f32], what: &str) {
+        assert_eq!(got.len(), want.len(), "{what}");
+        let same = got
+            .iter()
+            .zip(want)
+            .all(|(a, b)| a.to_bits() == b.to_bits());
+        assert!(same, "{what}: the input differs from the reference");
+    }
+
     #[test]
     fn input_copy_and_resampling_equal_the_per_pixel_bilinear_step() {
         let mut seed = 0x2545_F491u32;
@@ -613,16 +622,7 @@ mod tests {
             for (side, tw, th) in [(320u32, 250usize, 170usize), (200, 200, 136)] {
                 let got = prepare_input(&img, side, model).unwrap();
                 let want = reference_input(&img, tw, th, model);
-                assert_eq!(got.data.len(), want.len(), "{model:?} at {side}");
-                let same = got
-                    .data
-                    .iter()
-                    .zip(&want)
-                    .all(|(a, b)| a.to_bits() == b.to_bits());
-                assert!(
-                    same,
-                    "{model:?} at {side}: the input differs from the reference"
-                );
+                assert_bitwise_equal(&got.data, &want, &format!("{model:?} at {side}"));
             }
             // Shrunk by 2x or more: box-reduced first (by 2, 3 and 4), then bilinear.
             for (side, k, tw, th) in [
@@ -632,16 +632,7 @@ mod tests {
             ] {
                 let got = prepare_input(&img, side, model).unwrap();
                 let want = reference_input(&box_reduce(&img, k).unwrap(), tw, th, model);
-                assert_eq!(got.data.len(), want.len(), "{model:?} at {side}");
-                let same = got
-                    .data
-                    .iter()
-                    .zip(&want)
-                    .all(|(a, b)| a.to_bits() == b.to_bits());
-                assert!(
-                    same,
-                    "{model:?} at {side}: the input differs from the reference"
-                );
+                assert_bitwise_equal(&got.data, &want, &format!("{model:?} at {side}"));
             }
         }
     }
