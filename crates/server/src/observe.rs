@@ -61,18 +61,35 @@ pub(crate) async fn observe(
     // runs to its end, and its transactions commit or roll back by themselves. A caller that
     // waits longer than the limit gets `request_timeout` while the work goes on: what it did,
     // if anything, is in the audit log.
+    // The upload itself is held to the limit: a body still arriving when it is up fails to
+    // read, so a caller trickling bytes cannot keep the work alive past it. (Nothing has been
+    // written before a body is read.)
+    let expired = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let req = req.map(|body| {
+        axum::body::Body::new(Deadline {
+            body,
+            end: Box::pin(tokio::time::sleep(s.timeout)),
+            expired: expired.clone(),
+        })
+    });
     let work = tokio::spawn(next.run(req).instrument(span.clone()));
+    let timed_out = || {
+        ApiError::new(
+            ErrorCode::RequestTimeout,
+            ErrorCode::RequestTimeout.describe(),
+        )
+        .into_response()
+    };
     let mut resp = match tokio::time::timeout(s.timeout, work).await {
+        // Its upload ran out of time: the caller's answer is the time limit's, whatever the
+        // handler made of the failed read.
+        Ok(Ok(_)) if expired.load(std::sync::atomic::Ordering::SeqCst) => timed_out(),
         Ok(Ok(resp)) => resp,
         Ok(Err(e)) => {
             span.in_scope(|| tracing::error!(error = %e, "the request's work failed"));
             ApiError::new(ErrorCode::Internal, ErrorCode::Internal.describe()).into_response()
         }
-        Err(_) => ApiError::new(
-            ErrorCode::RequestTimeout,
-            ErrorCode::RequestTimeout.describe(),
-        )
-        .into_response(),
+        Err(_) => timed_out(),
     };
     let status = resp.status().as_u16();
     span.in_scope(|| {
@@ -87,4 +104,40 @@ pub(crate) async fn observe(
         resp.headers_mut().insert(REQUEST_ID, v);
     }
     resp
+}
+
+/// A request body that fails once its deadline has passed.
+struct Deadline {
+    body: axum::body::Body,
+    end: std::pin::Pin<Box<tokio::time::Sleep>>,
+    /// Set when the deadline cut the body short.
+    expired: std::sync::Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl http_body::Body for Deadline {
+    type Data = axum::body::Bytes;
+    type Error = axum::Error;
+
+    fn poll_frame(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<http_body::Frame<Self::Data>, Self::Error>>> {
+        use std::future::Future;
+        if self.end.as_mut().poll(cx).is_ready() {
+            self.expired
+                .store(true, std::sync::atomic::Ordering::SeqCst);
+            return std::task::Poll::Ready(Some(Err(axum::Error::new(
+                "the request body was still arriving at the time limit",
+            ))));
+        }
+        std::pin::Pin::new(&mut self.body).poll_frame(cx)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.body.is_end_stream()
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        self.body.size_hint()
+    }
 }

@@ -450,6 +450,60 @@ async fn a_request_past_the_time_limit_is_answered_with_a_catalogue_code() {
     scratch.finish().await;
 }
 
+/// A request's work runs on when its caller stops waiting, but an upload that is still
+/// arriving at the time limit fails to read, so a caller trickling bytes cannot keep it alive.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stalled_upload_ends_at_the_time_limit() {
+    use futures_util::StreamExt;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    let scratch = Scratch::new("server_stalled").await;
+    let db = Db::open(&scratch.sqlite_url("s")).await.unwrap();
+    let (keys, _) = Keyring::open(&scratch.key_dir("s")).unwrap();
+    let core = Arc::new(Core::new(db, engine(), keys).await.unwrap());
+    let (_, key) = core.bootstrap_tenant("Trickle").await.unwrap();
+    let app = consentry_server::router_with_timeout(core, std::time::Duration::from_millis(200));
+    // A body that sends a few bytes, then nothing more, ever; `dropped` tells when the server
+    // let go of it.
+    struct Dropped(Arc<AtomicBool>);
+    impl Drop for Dropped {
+        fn drop(&mut self) {
+            self.0.store(true, Ordering::SeqCst);
+        }
+    }
+    let dropped = Arc::new(AtomicBool::new(false));
+    let guard = Dropped(dropped.clone());
+    let chunks = futures_util::stream::iter([Ok::<_, std::io::Error>(
+        axum::body::Bytes::from_static(b"\xff\xd8\xff"),
+    )])
+    .chain(futures_util::stream::pending())
+    .map(move |chunk| {
+        let _held = &guard;
+        chunk
+    });
+    let req = Request::builder()
+        .method("POST")
+        .uri("/api/v1/identify")
+        .header("authorization", format!("Bearer {key}"))
+        .header("content-type", "image/jpeg")
+        .body(Body::from_stream(chunks))
+        .unwrap();
+    let resp = app.oneshot(req).await.unwrap();
+    assert_eq!(resp.status(), StatusCode::SERVICE_UNAVAILABLE);
+    let bytes = resp.into_body().collect().await.unwrap().to_bytes();
+    let body: Value = serde_json::from_slice(&bytes).unwrap();
+    assert_eq!(body["code"], "request_timeout");
+    // The work behind it ends too: the upload fails to read and the body is let go.
+    let start = std::time::Instant::now();
+    while !dropped.load(Ordering::SeqCst) {
+        assert!(
+            start.elapsed() < std::time::Duration::from_secs(10),
+            "the stalled upload was never let go"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    scratch.finish().await;
+}
+
 async fn call_h(
     app: &Router,
     method: &str,
