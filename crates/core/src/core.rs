@@ -333,22 +333,14 @@ mod tests {
     #![allow(clippy::expect_used, clippy::unwrap_used, clippy::panic)]
 
     use std::sync::atomic::{AtomicUsize, Ordering};
-    use std::sync::{Arc, Condvar, Mutex};
-    use std::time::{Duration, Instant};
+    use std::sync::Arc;
+    use std::time::Duration;
 
     use consentry_testkit::{engine, Scratch};
 
     use super::{engine_slots, Core, EngineQueue};
+    use crate::engine_pool::tests::{until, wait_for, Gate, Opens};
     use crate::{CoreError, Keyring};
-
-    /// Polls `done` until it holds; fails after 30 s.
-    async fn until(what: &str, done: impl Fn() -> bool) {
-        let start = Instant::now();
-        while !done() {
-            assert!(start.elapsed() < Duration::from_secs(30), "never: {what}");
-            tokio::time::sleep(Duration::from_millis(2)).await;
-        }
-    }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_cancelled_request_keeps_its_core_until_its_work_ends() {
@@ -365,15 +357,7 @@ mod tests {
         let core = Arc::new(core);
         // One job per core, each blocked in its work until the gate opens (on every way out
         // of the test, so a failing assertion cannot leave the runtime waiting on them).
-        struct Gate(Mutex<bool>, Condvar);
-        struct Opens(Arc<Gate>);
-        impl Drop for Opens {
-            fn drop(&mut self) {
-                *self.0 .0.lock().unwrap_or_else(|e| e.into_inner()) = true;
-                self.0 .1.notify_all();
-            }
-        }
-        let gate = Arc::new(Gate(Mutex::new(false), Condvar::new()));
+        let gate = Gate::new();
         let opens = Opens(gate.clone());
         let started = Arc::new(AtomicUsize::new(0));
         let jobs: Vec<_> = (0..engine_slots())
@@ -382,11 +366,7 @@ mod tests {
                 tokio::spawn(async move {
                     core.on_engine(move |_| {
                         started.fetch_add(1, Ordering::SeqCst);
-                        let Gate(open, opened) = &*gate;
-                        let mut open = open.lock().unwrap();
-                        while !*open {
-                            open = opened.wait(open).unwrap();
-                        }
+                        wait_for(&gate);
                         Ok(())
                     })
                     .await

@@ -185,7 +185,7 @@ fn work(shared: &Shared) {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     #![allow(clippy::expect_used, clippy::unwrap_used, clippy::panic)]
 
     use std::sync::atomic::{AtomicUsize, Ordering};
@@ -196,23 +196,30 @@ mod tests {
     use crate::{CoreError, EngineQueue};
 
     /// A gate the jobs block on until it opens; it opens on every way out of a test, so a
-    /// failing assertion cannot leave workers blocked.
-    struct Gate(Mutex<bool>, Condvar);
-    struct Opens(Arc<Gate>);
+    /// failing assertion cannot leave workers blocked. (Also used by `core`'s tests.)
+    pub(crate) struct Gate(Mutex<bool>, Condvar);
+    pub(crate) struct Opens(pub(crate) Arc<Gate>);
+
+    impl Gate {
+        pub(crate) fn new() -> Arc<Gate> {
+            Arc::new(Gate(Mutex::new(false), Condvar::new()))
+        }
+    }
     impl Drop for Opens {
         fn drop(&mut self) {
             *self.0 .0.lock().unwrap_or_else(|e| e.into_inner()) = true;
             self.0 .1.notify_all();
         }
     }
-    fn wait_for(gate: &Gate) {
+    pub(crate) fn wait_for(gate: &Gate) {
         let mut open = gate.0.lock().unwrap();
         while !*open {
             open = gate.1.wait(open).unwrap();
         }
     }
 
-    async fn until(what: &str, done: impl Fn() -> bool) {
+    /// Polls `done` until it holds; fails after 30 s.
+    pub(crate) async fn until(what: &str, done: impl Fn() -> bool) {
         let start = Instant::now();
         while !done() {
             assert!(start.elapsed() < Duration::from_secs(30), "never: {what}");
@@ -255,7 +262,7 @@ mod tests {
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn the_queue_is_bounded_first_come_first_served_and_skips_cancelled_jobs() {
         let pool = Arc::new(EnginePool::new(1).unwrap());
-        let gate = Arc::new(Gate(Mutex::new(false), Condvar::new()));
+        let gate = Gate::new();
         let opens = Opens(gate.clone());
         let order = Arc::new(Mutex::new(Vec::new()));
         // The one worker blocks in its first job.
@@ -302,7 +309,7 @@ mod tests {
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_job_not_started_in_time_is_refused_and_a_started_one_is_awaited() {
         let pool = Arc::new(EnginePool::new(1).unwrap());
-        let gate = Arc::new(Gate(Mutex::new(false), Condvar::new()));
+        let gate = Gate::new();
         let opens = Opens(gate.clone());
         let quick = EngineQueue {
             max_waiting: 4,

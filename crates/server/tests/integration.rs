@@ -457,9 +457,8 @@ async fn a_stalled_upload_ends_at_the_time_limit() {
     use futures_util::StreamExt;
     use std::sync::atomic::{AtomicBool, Ordering};
     let scratch = Scratch::new("server_stalled").await;
-    let db = Db::open(&scratch.sqlite_url("s")).await.unwrap();
-    let (keys, _) = Keyring::open(&scratch.key_dir("s")).unwrap();
-    let core = Arc::new(Core::new(db, engine(), keys).await.unwrap());
+    let (core, _db) = core_at(&scratch, &scratch.sqlite_url("s")).await;
+    let core = Arc::new(core);
     let (_, key) = core.bootstrap_tenant("Trickle").await.unwrap();
     let app = consentry_server::router_with_timeout(core, std::time::Duration::from_millis(200));
     // A body that sends a few bytes, then nothing more, ever; `dropped` tells when the server
